@@ -1,0 +1,245 @@
+"""Patient accounts and the insured-person registry they come from.
+
+An account exists from the registry import on (``pending``); activation makes it ``active``;
+helpdesk may ``disable`` it. ``subject`` is the opaque, stable basis of every ``sub`` claim:
+never the matricule (DESIGN.md).
+"""
+
+import csv
+import enum
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import Boolean, Date, DateTime, Integer, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import audit, clock, matricule as matricule_rules
+from .cli_output import emit
+from .extensions import db
+
+
+class AccountStatus(str, enum.Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class Channel(str, enum.Enum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class Account(db.Model):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), unique=True)
+    matricule: Mapped[str] = mapped_column(String(13), unique=True)
+    family_name: Mapped[str] = mapped_column(String(200))
+    given_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date] = mapped_column(Date)
+    email: Mapped[str | None] = mapped_column(String(320))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default=AccountStatus.PENDING.value)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    mobile_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    preferred_channel: Mapped[str | None] = mapped_column(String(8))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == AccountStatus.ACTIVE.value
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def channels(self) -> list[str]:
+        """The one-time-code channels this account can receive on, preferred first."""
+        known = [c.value for c in Channel if self.destination(c.value)]
+        if self.preferred_channel in known:
+            known.remove(self.preferred_channel)
+            known.insert(0, self.preferred_channel)
+        return known
+
+    def destination(self, channel: str) -> str | None:
+        return self.mobile if channel == Channel.SMS.value else self.email
+
+    def age_on(self, day: date) -> int:
+        born = self.birth_date
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class AccountNotFound(Exception):
+    pass
+
+
+def get(account_id: int) -> Account | None:
+    return db.session.get(Account, account_id)
+
+
+def find_by_matricule(text: str) -> Account | None:
+    value = matricule_rules.normalize(text)
+    return db.session.scalar(select(Account).where(Account.matricule == value))
+
+
+def find_by_subject(subject: str) -> Account | None:
+    return db.session.scalar(select(Account).where(Account.subject == subject))
+
+
+def mark_channel_verified(account: Account, channel: str) -> None:
+    """A one-time code sent to this channel came back: the address or number works."""
+    if channel == Channel.SMS.value:
+        account.mobile_verified = True
+    else:
+        account.email_verified = True
+
+
+def activate(account: Account) -> None:
+    account.status = AccountStatus.ACTIVE.value
+    account.activated_at = account.updated_at = clock.now()
+
+
+# --- registry import -------------------------------------------------------------------------
+
+REGISTRY_HEADER = ["matricule", "family_name", "given_name", "birth_date", "email", "mobile", "address"]
+
+
+@dataclass
+class ImportProblem:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    created: int
+    updated: int
+    unchanged: int
+    problems: list[ImportProblem]
+
+
+class RegistryImportFailed(Exception):
+    def __init__(self, problems: list[ImportProblem]):
+        super().__init__(f"{len(problems)} bad row(s)")
+        self.problems = problems
+
+
+def import_registry(text: str) -> ImportResult:
+    """Import a registry extract (CSV). All rows or none: one bad row rejects the file.
+
+    Re-importing the same file changes nothing (idempotent); a changed row updates the
+    registry fields of the existing account and keeps its state and credentials.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:4] != REGISTRY_HEADER[:4]:
+        raise RegistryImportFailed([ImportProblem(1, "header must be " + ",".join(REGISTRY_HEADER))])
+    rows, problems, seen = [], [], set()
+    for row in reader:
+        line = reader.line_num
+        try:
+            parsed = _parse_registry_row(row)
+        except ValueError as error:
+            problems.append(ImportProblem(line, str(error)))
+            continue
+        if parsed["matricule"] in seen:
+            problems.append(ImportProblem(line, "duplicate_matricule"))
+            continue
+        seen.add(parsed["matricule"])
+        rows.append(parsed)
+    if problems:
+        raise RegistryImportFailed(problems)
+    created = updated = unchanged = 0
+    now = clock.now()
+    for parsed in rows:
+        existing = find_by_matricule(parsed["matricule"])
+        if existing is None:
+            db.session.add(Account(subject=secrets.token_urlsafe(24), created_at=now, updated_at=now, **parsed))
+            created += 1
+            continue
+        changes = {k: v for k, v in parsed.items() if getattr(existing, k) != v and v is not None}
+        if changes:
+            for key, value in changes.items():
+                setattr(existing, key, value)
+            existing.updated_at = now
+            updated += 1
+        else:
+            unchanged += 1
+    audit.record(audit.Event.PATIENTS_IMPORTED, actor="cli", created=created, updated=updated)
+    db.session.commit()
+    return ImportResult(created, updated, unchanged, [])
+
+
+def _parse_registry_row(row: dict) -> dict:
+    def field(name: str) -> str | None:
+        value = (row.get(name) or "").strip()
+        return value or None
+
+    try:
+        value = matricule_rules.validate(field("matricule") or "")
+    except matricule_rules.InvalidMatricule as error:
+        raise ValueError(f"invalid_matricule:{error.reason}") from None
+    family_name, given_name = field("family_name"), field("given_name")
+    if not family_name or not given_name:
+        raise ValueError("missing_name")
+    try:
+        birth_date = date.fromisoformat(field("birth_date") or "")
+    except ValueError:
+        raise ValueError("invalid_birth_date") from None
+    if birth_date.strftime("%Y%m%d")[:4] != value[:4]:
+        raise ValueError("birth_date_does_not_match_matricule")
+    email, mobile = field("email"), field("mobile")
+    if email and ("@" not in email or " " in email):
+        raise ValueError("invalid_email")
+    if mobile and not _looks_like_phone(mobile):
+        raise ValueError("invalid_mobile")
+    return {
+        "matricule": value,
+        "family_name": family_name,
+        "given_name": given_name,
+        "birth_date": birth_date,
+        "email": email,
+        "mobile": normalize_phone(mobile) if mobile else None,
+        "address": field("address"),
+    }
+
+
+def normalize_phone(text: str) -> str:
+    digits = "".join(ch for ch in text if ch.isdigit() or ch == "+")
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    return digits
+
+
+def _looks_like_phone(text: str) -> bool:
+    digits = normalize_phone(text)
+    return 8 <= len(digits.lstrip("+")) <= 15 and "+" not in digits[1:]
+
+
+patients_cli = AppGroup("patients", help="The insured-person registry.")
+
+
+@patients_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def import_command(path: str, as_json: bool) -> None:
+    """Import a registry extract (CSV with header matricule,family_name,...)."""
+    with open(path, encoding="utf-8-sig") as handle:
+        text = handle.read()
+    try:
+        result = import_registry(text)
+    except RegistryImportFailed as error:
+        db.session.rollback()
+        report = {"imported": False, "problems": [p.__dict__ for p in error.problems]}
+        emit(report, as_json, lambda r: "\n".join(f"line {p['line']}: {p['reason']}" for p in r["problems"]))
+        raise SystemExit(1)
+    report = {"imported": True, "created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    emit(report, as_json, lambda r: f"created {r['created']}, updated {r['updated']}, unchanged {r['unchanged']}")

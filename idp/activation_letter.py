@@ -1,0 +1,148 @@
+"""Activation letters: the code posted to a patient so they can activate their account.
+
+A code has 60 bits of entropy (12 characters of Crockford base32, printed as XXXX-XXXX-XXXX)
+and is stored as SHA-256. A new letter voids the previous code. Wrong entries are counted per
+account: after ``ACTIVATION_MAX_FAILURES`` the letter is void and a new one is needed.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import DateTime, ForeignKey, Integer, String, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import account as accounts, audit, clock, matricule as matricule_rules
+from .cli_output import emit
+from .extensions import db
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+ACTIVATION_MAX_FAILURES = 10
+
+
+class ActivationLetter(db.Model):
+    __tablename__ = "activation_letter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ActivationError(Exception):
+    pass
+
+
+class ActivationCodeInvalid(ActivationError):
+    """Unknown matricule, wrong code or no letter: one answer for all, so nothing leaks."""
+
+
+class ActivationCodeExpired(ActivationError):
+    pass
+
+
+class AccountAlreadyActive(ActivationError):
+    pass
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(normalize_code(code).encode()).hexdigest()
+
+
+def normalize_code(code: str) -> str:
+    cleaned = "".join(ch for ch in (code or "").upper() if ch.isalnum())
+    return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+
+
+def format_code(raw: str) -> str:
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def issue(account: accounts.Account, actor: str = "cli") -> tuple[ActivationLetter, str]:
+    """Issue a new letter for ``account``, voiding the previous one. Returns the letter and its code."""
+    now = clock.now()
+    db.session.execute(
+        update(ActivationLetter)
+        .where(ActivationLetter.account_id == account.id, ActivationLetter.voided_at.is_(None), ActivationLetter.redeemed_at.is_(None))
+        .values(voided_at=now)
+    )
+    code = format_code("".join(secrets.choice(_ALPHABET) for _ in range(12)))
+    letter = ActivationLetter(
+        account_id=account.id,
+        code_hash=_hash(code),
+        issued_at=now,
+        expires_at=now + timedelta(days=current_app.config["ACTIVATION_CODE_TTL_DAYS"]),
+        failed_attempts=0,
+    )
+    db.session.add(letter)
+    audit.record(audit.Event.LETTER_ISSUED, account_id=account.id, actor=actor)
+    return letter, code
+
+
+def current_letter(account: accounts.Account) -> ActivationLetter | None:
+    return db.session.scalar(
+        select(ActivationLetter)
+        .where(ActivationLetter.account_id == account.id, ActivationLetter.voided_at.is_(None), ActivationLetter.redeemed_at.is_(None))
+        .order_by(ActivationLetter.id.desc())
+    )
+
+
+def check(matricule: str, code: str) -> tuple[accounts.Account, ActivationLetter]:
+    """Check a matricule + code without consuming it. The caller commits (failures count)."""
+    account = accounts.find_by_matricule(matricule) if matricule_rules.is_valid(matricule) else None
+    if account is None:
+        raise ActivationCodeInvalid()
+    if account.is_active:
+        raise AccountAlreadyActive()
+    letter = current_letter(account)
+    if letter is None:
+        raise ActivationCodeInvalid()
+    if not hmac.compare_digest(letter.code_hash, _hash(code)):
+        letter.failed_attempts += 1
+        if letter.failed_attempts >= ACTIVATION_MAX_FAILURES:
+            letter.voided_at = clock.now()
+        audit.record(audit.Event.ACTIVATION_CODE_FAILED, account_id=account.id, attempts=letter.failed_attempts)
+        raise ActivationCodeInvalid()
+    if letter.expires_at <= clock.now():
+        raise ActivationCodeExpired()
+    return account, letter
+
+
+def redeem(letter: ActivationLetter) -> None:
+    letter.redeemed_at = clock.now()
+
+
+letters_cli = AppGroup("letters", help="Activation letters.")
+
+
+@letters_cli.command("issue")
+@click.argument("matricules", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def issue_command(matricules: tuple[str, ...], as_json: bool) -> None:
+    """Issue an activation code for each patient (each code is shown once)."""
+    issued, problems = [], []
+    for value in matricules:
+        account = accounts.find_by_matricule(value)
+        if account is None:
+            problems.append(f"{matricule_rules.mask(value)}: unknown matricule")
+            continue
+        if account.is_active:
+            problems.append(f"{matricule_rules.mask(value)}: account already active")
+            continue
+        letter, code = issue(account)
+        issued.append({"matricule": account.matricule, "activation_code": code, "expires_at": letter.expires_at})
+    if problems:
+        db.session.rollback()
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1)
+    db.session.commit()
+    emit(issued, as_json, lambda rows: "\n".join(f"{r['matricule']} {r['activation_code']} (expires {r['expires_at']:%Y-%m-%d})" for r in rows))

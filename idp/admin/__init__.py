@@ -1,0 +1,5 @@
+"""Admin web UI for the client registry (password + TOTP login)."""
+
+from flask import Blueprint
+
+blueprint = Blueprint("admin", __name__)

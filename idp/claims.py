@@ -1,0 +1,83 @@
+"""Which claims about a patient a client receives (OpenID Connect Core §5.4, §5.5).
+
+Scopes ask for groups of claims; the ``claims`` request parameter asks for single claims, for
+the userinfo response or the ID token. A claim is released only under a scope the client is
+registered for: ``matricule`` only to clients allowed the ``matricule`` scope.
+"""
+
+import json
+from typing import Any
+
+from authlib.oauth2.rfc6749 import scope_to_list
+
+from . import clock
+from .account import Account
+from .client import Client
+
+SCOPE_CLAIMS = {
+    "profile": ["name", "family_name", "given_name", "birthdate", "locale", "updated_at"],
+    "email": ["email", "email_verified"],
+    "phone": ["phone_number", "phone_number_verified"],
+    "matricule": ["matricule"],
+}
+CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+                    *[claim for claims in SCOPE_CLAIMS.values() for claim in claims]]
+_CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
+
+
+class InvalidClaimsRequest(ValueError):
+    pass
+
+
+def parse_claims_request(text: str | None) -> dict | None:
+    """Parse and check the ``claims`` parameter (Core §5.5); raises :class:`InvalidClaimsRequest`."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidClaimsRequest("claims is not valid JSON") from None
+    if not isinstance(value, dict) or set(value) - {"userinfo", "id_token"}:
+        raise InvalidClaimsRequest("claims must be an object with userinfo and/or id_token members")
+    for member in value.values():
+        if not isinstance(member, dict):
+            raise InvalidClaimsRequest("claims members must be objects")
+        for request in member.values():
+            if request is not None and not isinstance(request, dict):
+                raise InvalidClaimsRequest("each requested claim must be null or an object")
+    return value
+
+
+def requested_claim_names(claims_request: dict | None, target: str) -> list[str]:
+    return list(((claims_request or {}).get(target) or {}).keys())
+
+
+def claim_values(account: Account) -> dict[str, Any]:
+    return {
+        "name": account.display_name,
+        "family_name": account.family_name,
+        "given_name": account.given_name,
+        "birthdate": account.birth_date.isoformat(),
+        "locale": account.locale or "fr",
+        "updated_at": clock.to_timestamp(account.updated_at),
+        "email": account.email,
+        "email_verified": bool(account.email_verified),
+        "phone_number": account.mobile,
+        "phone_number_verified": bool(account.mobile_verified),
+        "matricule": account.matricule,
+    }
+
+
+def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
+    """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``."""
+    granted = set(scope_to_list(scope) or [])
+    names: list[str] = []
+    if target == "userinfo":
+        for scope_name in granted:
+            names += SCOPE_CLAIMS.get(scope_name, [])
+    for name in requested_claim_names(claims_request, target):
+        covering = _CLAIM_SCOPE.get(name)
+        if covering and client.allows_scope(covering) and (covering != "matricule" or "matricule" in granted):
+            names.append(name)
+    values = claim_values(account)
+    return {name: values[name] for name in dict.fromkeys(names) if values.get(name) is not None}

@@ -1,0 +1,33 @@
+"""The ``idp`` command: Flask's CLI on :func:`idp.create_app` plus each domain's commands.
+
+``idp run`` (``--host``/``--port``) serves the app, ``idp db upgrade`` applies migrations
+(Flask-Migrate), and every admin command takes ``--json``.
+"""
+
+from flask import Flask
+from flask.cli import FlaskGroup
+
+
+def register_commands(app: Flask) -> None:
+    from . import account, activation_letter, admin_account, demo, messaging, signing_key
+    from .admin import clients_cli
+
+    for group in (
+        account.patients_cli,
+        activation_letter.letters_cli,
+        admin_account.admins_cli,
+        messaging.outbox_cli,
+        signing_key.keys_cli,
+        clients_cli.clients_cli,
+        demo.demo_cli,
+    ):
+        app.cli.add_command(group)
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="eSanté identity provider.")

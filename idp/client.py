@@ -1,0 +1,378 @@
+"""The client registry: relying parties and machine clients allowed to use the provider.
+
+Secrets are 256-bit random strings stored as SHA-256 (shown once). Redirect URIs match
+exactly (RFC 9700 §2.1), with one exception required by RFC 8252 §7.3: a native client's
+loopback IP redirect may use any port.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import audit, clock
+from .extensions import db
+
+SUPPORTED_SCOPES = ["openid", "profile", "email", "phone", "offline_access", "matricule"]
+SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
+SUPPORTED_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
+
+
+class InvalidClientMetadata(ValueError):
+    """Maps to RFC 7591 ``invalid_client_metadata`` / ``invalid_redirect_uri``."""
+
+    def __init__(self, description: str, error: str = "invalid_client_metadata"):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(Text, default="openid")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject_type: Mapped[str] = mapped_column(String(16), default="pairwise")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    # --- Authlib's ClientMixin ---------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OAuth 2.0 lets a client with one redirect URI omit it; OpenID Connect does not
+        # (Core §3.1.2.1), and the OpenID grant re-checks that.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = set(scope_to_list(self.scope))
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri_matches(registered, redirect_uri, self.is_public) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.client_secret_hash:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, _hash(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def client_metadata(self) -> dict:
+        """The RFC 7591 view of this client."""
+        metadata = {
+            "client_name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "grant_types": list(self.grant_types),
+            "response_types": ["code"] if "authorization_code" in self.grant_types else [],
+            "scope": self.scope,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "subject_type": self.subject_type,
+            "application_type": "native" if self.is_public else "web",
+        }
+        if self.jwks:
+            metadata["jwks"] = self.jwks
+        metadata.update(self.extra_metadata or {})
+        return metadata
+
+    # --- ours --------------------------------------------------------------------------------
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    def allows_scope(self, scope: str) -> bool:
+        return scope in scope_to_list(self.scope)
+
+    @property
+    def sector_identifier(self) -> str:
+        """Host of the redirect URIs: the pairwise sector (OpenID Connect Core §8.1)."""
+        if sector := (self.extra_metadata or {}).get("sector_identifier"):
+            return sector
+        hosts = sorted({urlsplit(uri).hostname or uri for uri in self.redirect_uris})
+        return hosts[0] if len(hosts) == 1 else self.client_id
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def redirect_uri_matches(registered: str, requested: str, native: bool) -> bool:
+    if registered == requested:
+        return True
+    if not native:
+        return False
+    reg, req = urlsplit(registered), urlsplit(requested)
+    if reg.scheme != "http" or req.scheme != "http" or not _is_loopback_ip(reg.hostname):
+        return False
+    return (reg.hostname, reg.path, reg.query) == (req.hostname, req.path, req.query) and req.port is not None
+
+
+def _is_loopback_ip(host: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def validate_redirect_uri(uri: str, native: bool) -> None:
+    parts = urlsplit(uri)
+    if parts.fragment or "#" in uri:
+        raise InvalidClientMetadata(f"redirect URI must not have a fragment: {uri}", "invalid_redirect_uri")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and (_is_loopback_ip(parts.hostname) or parts.hostname == "localhost"):
+        return
+    if native and "." in parts.scheme and parts.scheme not in ("http", "https") and not parts.netloc:
+        return  # private-use URI scheme, reverse domain name (RFC 8252 §7.1)
+    raise InvalidClientMetadata(f"redirect URI must be https (http only for loopback): {uri}", "invalid_redirect_uri")
+
+
+def validate_metadata(
+    *,
+    name: str,
+    redirect_uris: list[str],
+    post_logout_redirect_uris: list[str],
+    grant_types: list[str],
+    scope: str,
+    auth_method: str,
+    subject_type: str,
+    jwks: dict | None,
+) -> None:
+    if not name or len(name) > 200:
+        raise InvalidClientMetadata("client_name is required (at most 200 characters)")
+    if auth_method not in SUPPORTED_AUTH_METHODS:
+        raise InvalidClientMetadata(f"unsupported token_endpoint_auth_method {auth_method!r}")
+    unknown = [g for g in grant_types if g not in SUPPORTED_GRANT_TYPES]
+    if unknown or not grant_types:
+        raise InvalidClientMetadata(f"unsupported grant_types: {unknown or 'none given'}")
+    unknown_scopes = [s for s in scope_to_list(scope) if s not in SUPPORTED_SCOPES]
+    if unknown_scopes:
+        raise InvalidClientMetadata(f"unsupported scope: {' '.join(unknown_scopes)}")
+    if subject_type not in ("public", "pairwise"):
+        raise InvalidClientMetadata("subject_type must be public or pairwise")
+    if auth_method == "none" and "client_credentials" in grant_types:
+        raise InvalidClientMetadata("a public client cannot use client_credentials")
+    if auth_method == "private_key_jwt" and not (jwks and jwks.get("keys")):
+        raise InvalidClientMetadata("private_key_jwt needs jwks with at least one key")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidClientMetadata("redirect_uris are required for authorization_code", "invalid_redirect_uri")
+    for uri in redirect_uris:
+        validate_redirect_uri(uri, native=auth_method == "none")
+    for uri in post_logout_redirect_uris:
+        validate_redirect_uri(uri, native=auth_method == "none")
+
+
+def create(
+    *,
+    name: str,
+    redirect_uris: list[str] = (),
+    post_logout_redirect_uris: list[str] = (),
+    grant_types: list[str] = ("authorization_code", "refresh_token"),
+    scope: str = "openid profile email phone offline_access",
+    auth_method: str = "client_secret_basic",
+    first_party: bool = False,
+    subject_type: str | None = None,
+    jwks: dict | None = None,
+    extra_metadata: dict | None = None,
+    actor: str = "cli",
+    client_id: str | None = None,
+) -> tuple[Client, str | None]:
+    """Register a client. Returns it with its secret (None for public and private_key_jwt clients)."""
+    subject_type = subject_type or ("public" if first_party else "pairwise")
+    validate_metadata(
+        name=name,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        grant_types=list(grant_types),
+        scope=scope,
+        auth_method=auth_method,
+        subject_type=subject_type,
+        jwks=jwks,
+    )
+    now = clock.now()
+    secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
+    client = Client(
+        client_id=client_id or secrets.token_urlsafe(16),
+        client_secret_hash=_hash(secret) if secret else None,
+        name=name,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        grant_types=list(grant_types),
+        scope=scope,
+        token_endpoint_auth_method=auth_method,
+        jwks=jwks,
+        first_party=first_party,
+        subject_type=subject_type,
+        disabled=False,
+        extra_metadata=extra_metadata or {},
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(client)
+    db.session.flush()
+    audit.record(audit.Event.CLIENT_CREATED, client_id=client.client_id, actor=actor)
+    return client, secret
+
+
+def update(client: Client, actor: str = "cli", **changes) -> Client:
+    """Change registry fields; the result is validated as a whole before anything is written."""
+    merged = {
+        "name": changes.get("name", client.name),
+        "redirect_uris": list(changes.get("redirect_uris", client.redirect_uris)),
+        "post_logout_redirect_uris": list(changes.get("post_logout_redirect_uris", client.post_logout_redirect_uris)),
+        "grant_types": list(changes.get("grant_types", client.grant_types)),
+        "scope": changes.get("scope", client.scope),
+        "auth_method": changes.get("auth_method", client.token_endpoint_auth_method),
+        "subject_type": changes.get("subject_type", client.subject_type),
+        "jwks": changes.get("jwks", client.jwks),
+    }
+    validate_metadata(**merged)
+    if merged["auth_method"] != client.token_endpoint_auth_method and merged["auth_method"] not in ("client_secret_basic", "client_secret_post"):
+        client.client_secret_hash = None
+    client.name = merged["name"]
+    client.redirect_uris = merged["redirect_uris"]
+    client.post_logout_redirect_uris = merged["post_logout_redirect_uris"]
+    client.grant_types = merged["grant_types"]
+    client.scope = merged["scope"]
+    client.token_endpoint_auth_method = merged["auth_method"]
+    client.subject_type = merged["subject_type"]
+    client.jwks = merged["jwks"]
+    if "first_party" in changes:
+        client.first_party = bool(changes["first_party"])
+    if "extra_metadata" in changes:
+        client.extra_metadata = changes["extra_metadata"] or {}
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_UPDATED, client_id=client.client_id, actor=actor, fields=sorted(changes))
+    return client
+
+
+def rotate_secret(client: Client, actor: str = "cli") -> str:
+    if client.token_endpoint_auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise InvalidClientMetadata("this client does not authenticate with a secret")
+    secret = secrets.token_urlsafe(32)
+    client.client_secret_hash = _hash(secret)
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_SECRET_ROTATED, client_id=client.client_id, actor=actor)
+    return secret
+
+
+def disable(client: Client, actor: str = "cli") -> None:
+    client.disabled = True
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_DISABLED, client_id=client.client_id, actor=actor)
+
+
+def enable(client: Client, actor: str = "cli") -> None:
+    client.disabled = False
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_UPDATED, client_id=client.client_id, actor=actor, fields=["disabled"])
+
+
+def get(client_id: str | None) -> Client | None:
+    """An enabled client by id (disabled clients do not exist for the protocol)."""
+    if not client_id:
+        return None
+    found = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    return found if found and not found.disabled else None
+
+
+def get_any(client_id: str) -> Client | None:
+    """Any client, disabled too (for admins)."""
+    return db.session.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def all_clients() -> list[Client]:
+    return list(db.session.scalars(select(Client).order_by(Client.id)))
+
+
+def public_view(client: Client) -> dict:
+    return {
+        "client_id": client.client_id,
+        "disabled": client.disabled,
+        "first_party": client.first_party,
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+        **client.client_metadata,
+    }
+
+
+# --- RFC 7591 initial access tokens and RFC 7592 registration access tokens -------------------
+
+
+class InitialAccessToken(db.Model):
+    __tablename__ = "initial_access_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+def issue_initial_access_token(expires_at: datetime, note: str | None = None) -> str:
+    token = secrets.token_urlsafe(32)
+    db.session.add(InitialAccessToken(token_hash=_hash(token), created_at=clock.now(), expires_at=expires_at, note=note))
+    audit.record(audit.Event.INITIAL_ACCESS_TOKEN_ISSUED, actor="cli", note=note)
+    return token
+
+
+def consume_initial_access_token(token: str) -> bool:
+    """Single use: a registration spends the token."""
+    found = db.session.scalar(select(InitialAccessToken).where(InitialAccessToken.token_hash == _hash(token or "")).with_for_update())
+    if found is None or found.used_at or found.expires_at <= clock.now():
+        return False
+    found.used_at = clock.now()
+    return True
+
+
+def issue_registration_access_token(client: Client) -> str:
+    token = secrets.token_urlsafe(32)
+    client.registration_access_token_hash = _hash(token)
+    return token
+
+
+def find_by_registration_access_token(client_id: str, token: str) -> Client | None:
+    found = get(client_id)
+    if found and found.registration_access_token_hash and hmac.compare_digest(found.registration_access_token_hash, _hash(token or "")):
+        return found
+    return None
+
+
+def delete(client: Client, actor: str) -> None:
+    """RFC 7592 delete: the client stops existing for the protocol; the row stays for the audit trail."""
+    client.disabled = True
+    client.registration_access_token_hash = None
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_DELETED, client_id=client.client_id, actor=actor)

@@ -1,0 +1,141 @@
+"""Patient passwords: argon2id hashes (libpass), rehash on login, throttling per account.
+
+Wrong passwords are counted per account in the database, so every instance sees the same
+count. After ``PASSWORD_MAX_FAILURES`` failures in a row the account is locked for
+``PASSWORD_LOCKOUT_SECONDS``, doubling with each further lockout (backoff rather than a hard
+lock that an attacker could use to keep a patient out, ASVS 6.1.1).
+"""
+
+import re
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from flask import current_app
+from passlib.hash import argon2
+from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import clock
+from .account import Account
+from .extensions import db
+
+
+class PasswordCredential(db.Model):
+    __tablename__ = "password_credential"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WrongPassword(Exception):
+    """Wrong password, or no password set: callers show one message for both."""
+
+
+class AccountLocked(Exception):
+    def __init__(self, until: datetime):
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+class PasswordTooWeak(ValueError):
+    def __init__(self, rules: list[str]):
+        super().__init__(", ".join(rules))
+        self.rules = rules
+
+
+@lru_cache(maxsize=4)
+def _hasher(memory_cost: int, time_cost: int, parallelism: int):
+    return argon2.using(type="ID", memory_cost=memory_cost, time_cost=time_cost, parallelism=parallelism)
+
+
+def hasher():
+    config = current_app.config
+    return _hasher(config["ARGON2_MEMORY_COST"], config["ARGON2_TIME_COST"], config["ARGON2_PARALLELISM"])
+
+
+def hash_password(password: str) -> str:
+    return hasher().hash(password)
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(memory_cost: int, time_cost: int, parallelism: int) -> str:
+    return _hasher(memory_cost, time_cost, parallelism).hash("not-a-password")
+
+
+def burn_equal_time(password: str) -> None:
+    """Spend one verification on a fixed hash so unknown matricules answer as slowly as known ones."""
+    config = current_app.config
+    key = (config["ARGON2_MEMORY_COST"], config["ARGON2_TIME_COST"], config["ARGON2_PARALLELISM"])
+    hasher().verify(password, _dummy_hash(*key))
+
+
+def password_rule_failures(password: str, forbidden: list[str] = ()) -> list[str]:
+    """The guide's rule (≥ 8 characters, ≥ 1 letter, ≥ 1 digit) plus a length cap and personal data."""
+    failures = []
+    if len(password) < 8:
+        failures.append("too_short")
+    if len(password) > 128:
+        failures.append("too_long")
+    if not re.search(r"[^\W\d_]", password):
+        failures.append("no_letter")
+    if not re.search(r"\d", password):
+        failures.append("no_digit")
+    lowered = password.lower()
+    if any(item and len(item) >= 3 and item.lower() in lowered for item in forbidden):
+        failures.append("contains_personal_data")
+    return failures
+
+
+def set_password(account: Account, password: str) -> None:
+    failures = password_rule_failures(password, [account.matricule, account.family_name, account.given_name])
+    if failures:
+        raise PasswordTooWeak(failures)
+    credential = db.session.get(PasswordCredential, account.id)
+    if credential is None:
+        credential = PasswordCredential(account_id=account.id, failed_attempts=0, lockouts=0)
+        db.session.add(credential)
+    credential.password_hash = hash_password(password)
+    credential.changed_at = clock.now()
+    credential.failed_attempts = 0
+    credential.locked_until = None
+
+
+def locked_until(account: Account) -> datetime | None:
+    credential = db.session.get(PasswordCredential, account.id)
+    if credential and credential.locked_until and credential.locked_until > clock.now():
+        return credential.locked_until
+    return None
+
+
+def verify_password(account: Account, password: str) -> None:
+    """Check the password; count failures; raise :class:`WrongPassword` or :class:`AccountLocked`.
+
+    The caller commits: the failure count must be written even when the login fails.
+    """
+    credential = db.session.get(PasswordCredential, account.id, with_for_update=True)
+    if credential is None:
+        burn_equal_time(password)
+        raise WrongPassword()
+    now = clock.now()
+    if credential.locked_until and credential.locked_until > now:
+        raise AccountLocked(credential.locked_until)
+    current = hasher()
+    if not current.verify(password, credential.password_hash):
+        credential.failed_attempts += 1
+        config = current_app.config
+        if credential.failed_attempts >= config["PASSWORD_MAX_FAILURES"]:
+            seconds = config["PASSWORD_LOCKOUT_SECONDS"] * (2 ** min(credential.lockouts, 6))
+            credential.locked_until = now + timedelta(seconds=seconds)
+            credential.lockouts += 1
+            credential.failed_attempts = 0
+            raise AccountLocked(credential.locked_until)
+        raise WrongPassword()
+    credential.failed_attempts = 0
+    credential.lockouts = 0
+    credential.locked_until = None
+    if current.needs_update(credential.password_hash):
+        credential.password_hash = current.hash(password)

@@ -1,0 +1,7 @@
+"""Patient-facing pages: login with matricule, password and one-time code; "Mes services eSanté"."""
+
+from flask import Blueprint
+
+blueprint = Blueprint("flows", __name__)
+
+from . import login, services  # noqa: E402,F401  (routes)

@@ -1,0 +1,31 @@
+"""Forms of the patient pages. Labels are French source strings, translated by Flask-Babel."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, RadioField, StringField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from .. import matricule as matricule_rules
+
+
+def valid_matricule(form, field) -> None:
+    if not matricule_rules.is_valid(field.data or ""):
+        raise ValidationError(_l("Le matricule doit comporter 11 ou 13 chiffres valides."))
+
+
+class LoginForm(FlaskForm):
+    matricule = StringField(_l("Matricule"), validators=[DataRequired(_l("Veuillez saisir votre matricule.")), Length(max=32), valid_matricule])
+    password = PasswordField(_l("Mot de passe"), validators=[DataRequired(_l("Veuillez saisir votre mot de passe.")), Length(max=256)])
+    next = HiddenField()
+
+
+class ChannelForm(FlaskForm):
+    channel = RadioField(_l("Code à usage unique à recevoir par"), choices=[], validators=[DataRequired(_l("Veuillez choisir un moyen de réception."))])
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("Code à usage unique"), validators=[DataRequired(_l("Veuillez saisir le code reçu.")), Length(max=12)])
+
+
+class ResendForm(FlaskForm):
+    pass

@@ -1,0 +1,162 @@
+"""Connexion → PATIENT: matricule + password, then a one-time code by SMS or e-mail.
+
+The attempt in progress lives in the signed flow cookie: the account id once the password
+is right, and the one-time-code challenge id. Nothing in the answers tells whether a
+matricule exists; only the final step creates the SSO session.
+"""
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime, gettext as _
+
+from .. import account as accounts, audit, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
+from ..extensions import db, limiter
+from ..oauth.discovery import ACR_SUBSTANTIAL
+from . import blueprint
+from .forms import ChannelForm, CodeForm, LoginForm, ResendForm
+
+LOGIN_PURPOSE = "login"
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths on this server: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("flows.services")
+
+
+def mask_destination(channel: str, value: str) -> str:
+    if channel == accounts.Channel.EMAIL.value:
+        name, _, domain = value.partition("@")
+        return f"{name[:1]}•••@{domain}"
+    return "•" * max(0, len(value) - 3) + value[-3:]
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+        hint = request.args.get("login_hint", "")
+        if matricule_rules.is_valid(hint):
+            form.matricule.data = matricule_rules.normalize(hint)
+    if not form.validate_on_submit():
+        return render_template("flows/login.html", form=form), 400 if request.method == "POST" else 200
+    account = accounts.find_by_matricule(form.matricule.data)
+    try:
+        if account is None or not account.is_active:
+            credential.burn_equal_time(form.password.data)
+            audit.record(audit.Event.LOGIN_UNKNOWN_MATRICULE, matricule=matricule_rules.mask(form.matricule.data))
+            raise credential.WrongPassword()
+        credential.verify_password(account, form.password.data)
+    except credential.WrongPassword:
+        if account is not None:
+            audit.record(audit.Event.LOGIN_PASSWORD_FAILED, account_id=account.id)
+        db.session.commit()
+        form.password.errors.append(_("Matricule ou mot de passe incorrect."))
+        return render_template("flows/login.html", form=form), 400
+    except credential.AccountLocked as locked:
+        audit.record(audit.Event.LOGIN_LOCKED, account_id=account.id)
+        db.session.commit()
+        form.password.errors.append(
+            _("Trop de tentatives. Par sécurité, la connexion est bloquée jusqu'à %(time)s.", time=format_datetime(locked.until, "HH:mm"))
+        )
+        return render_template("flows/login.html", form=form), 429
+    audit.record(audit.Event.LOGIN_PASSWORD_OK, account_id=account.id)
+    db.session.commit()
+    session["login"] = {"account_id": account.id, "next": safe_next(form.next.data), "challenge": None}
+    channels = account.channels()
+    if len(channels) == 1:
+        return _send_code(account, channels[0])
+    return redirect(url_for("flows.login_channel"), code=303)
+
+
+def _pending_account() -> accounts.Account | None:
+    pending = session.get("login")
+    return accounts.get(pending["account_id"]) if pending else None
+
+
+@blueprint.route("/login/channel", methods=["GET", "POST"])
+def login_channel():
+    account = _pending_account()
+    if account is None:
+        return redirect(url_for("flows.login"), code=303)
+    form = ChannelForm()
+    form.channel.choices = [
+        (channel, (_("Mobile") if channel == "sms" else _("E-mail")) + " (" + mask_destination(channel, account.destination(channel)) + ")")
+        for channel in account.channels()
+    ]
+    if not account.channels():
+        flash(_("Aucun moyen de recevoir un code n'est enregistré. Contactez le helpdesk."), "error")
+        return render_template("flows/login_channel.html", form=form), 409
+    if form.validate_on_submit():
+        return _send_code(account, form.channel.data)
+    if request.method == "GET":
+        form.channel.data = account.channels()[0]
+    return render_template("flows/login_channel.html", form=form), 400 if request.method == "POST" else 200
+
+
+def _send_code(account: accounts.Account, channel: str):
+    pending = session["login"]
+    try:
+        challenge = one_time_code.start(account.id, LOGIN_PURPOSE, channel, account.destination(channel))
+    except messaging.MessageNotSent:
+        db.session.commit()
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+        return redirect(url_for("flows.login_channel"), code=303)
+    db.session.commit()
+    session["login"] = {**pending, "challenge": challenge.id}
+    return redirect(url_for("flows.login_code"), code=303)
+
+
+@blueprint.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
+def login_code():
+    pending = session.get("login") or {}
+    account = _pending_account()
+    challenge = one_time_code.get(pending.get("challenge"))
+    if account is None or challenge is None or challenge.account_id != account.id:
+        return redirect(url_for("flows.login"), code=303)
+    form, resend_form = CodeForm(), ResendForm()
+    destination = mask_destination(challenge.channel, challenge.destination)
+    if not form.validate_on_submit():
+        return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400 if request.method == "POST" else 200
+    try:
+        one_time_code.verify(challenge, form.code.data)
+    except one_time_code.OneTimeCodeWrong as wrong:
+        db.session.commit()
+        form.code.errors.append(_("Code incorrect. Il vous reste %(count)d essai(s).", count=wrong.attempts_left))
+        return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
+    except (one_time_code.OneTimeCodeExhausted, one_time_code.OneTimeCodeExpired, one_time_code.OneTimeCodeUsed) as error:
+        db.session.commit()
+        message = (
+            _("Ce code a expiré. Demandez un nouveau code.")
+            if isinstance(error, one_time_code.OneTimeCodeExpired)
+            else _("Trop d'essais avec ce code. Demandez un nouveau code.")
+        )
+        form.code.errors.append(message)
+        return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
+    accounts.mark_channel_verified(account, challenge.channel)
+    amr = ["pwd", "otp", "sms" if challenge.channel == "sms" else "mail"]
+    sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL)
+    db.session.commit()
+    session.pop("login", None)
+    return redirect(pending.get("next") or url_for("flows.services"), code=303)
+
+
+@blueprint.post("/login/code/resend")
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"])
+def login_code_resend():
+    pending = session.get("login") or {}
+    challenge = one_time_code.get(pending.get("challenge"))
+    if challenge is None or challenge.account_id != pending.get("account_id") or not ResendForm().validate_on_submit():
+        return redirect(url_for("flows.login"), code=303)
+    try:
+        one_time_code.send(challenge, respect_cooldown=True)
+        flash(_("Un nouveau code vous a été envoyé."), "info")
+    except one_time_code.ResendTooSoon as wait:
+        flash(_("Veuillez patienter %(seconds)d secondes avant de demander un nouveau code.", seconds=wait.seconds), "error")
+    except messaging.MessageNotSent:
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+    db.session.commit()
+    return redirect(url_for("flows.login_code"), code=303)

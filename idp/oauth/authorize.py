@@ -1,0 +1,185 @@
+"""The authorization endpoint (RFC 6749 §3.1, OpenID Connect Core §3.1.2).
+
+Authlib's grant validates the client, redirect URI, response type and scope; the checks
+OpenID Connect and RFC 9700 add (PKCE S256 for every client, nonce replay, ``prompt``,
+``max_age``, ``claims``, ``id_token_hint``) are the named functions below. Errors before the
+redirect URI is known render a page and never redirect (RFC 6749 §4.1.2.1).
+"""
+
+import hashlib
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, scope_to_list
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
+
+from .. import account as accounts, claims, clock, consent, sso_session, token as tokens
+from ..extensions import csrf
+from . import blueprint, responses
+from .server import EndUser, authorization
+
+SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+class RequestNotSupported(OAuth2Error):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuth2Error):
+    error = "request_uri_not_supported"
+
+
+@blueprint.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt  # a client may POST the request (Core §3.1.2.1); the consent decision checks CSRF itself
+def authorize():
+    oauth_request = authorization.create_oauth2_request(request)
+    params = {k: v for k, v in oauth_request.payload.data.items() if k not in ("csrf_token", "decision")}
+    try:
+        grant = authorization.get_authorization_grant(oauth_request)
+        redirect_uri = grant.validate_authorization_request()
+    except OAuth2Error as error:
+        return _error_response(error, params)
+    client = grant.request.client
+    response_mode = params.get("response_mode")
+    try:
+        if response_mode not in (None, *responses.RESPONSE_MODES):
+            response_mode = None
+            raise InvalidRequestError("Unsupported response_mode.")
+        check_openid_request(params, client, grant.request.scope)
+    except OAuth2Error as error:
+        error.redirect_uri = redirect_uri
+        return _error_response(error, params, response_mode)
+    if "ui_locales" in params:
+        _remember_locale(params["ui_locales"])
+
+    prompts = set(params.get("prompt", "").split())
+    sso = sso_session.current()
+    end_user = accounts.get(sso.account_id) if sso else None
+    if end_user is not None and not end_user.is_active:
+        end_user = None
+    if end_user is None or _reauthentication_needed(params, prompts, sso, client, end_user):
+        if "none" in prompts:
+            return _error_response(LoginRequiredError(redirect_uri=redirect_uri), params, response_mode)
+        return _send_to_login(params)
+
+    scope = grant.request.scope
+    decision = request.form.get("decision") if request.method == "POST" else None
+    if decision is not None:
+        try:
+            csrf.protect()
+        except CSRFError:
+            abort(400)
+        if decision != "allow":
+            from authlib.oauth2.rfc6749 import AccessDeniedError
+
+            return _error_response(AccessDeniedError(redirect_uri=redirect_uri), params, response_mode)
+        consent.grant(end_user.id, client.client_id, scope)
+    elif not client.first_party and ("consent" in prompts or not consent.covers(end_user.id, client.client_id, scope)):
+        if "none" in prompts:
+            return _error_response(ConsentRequiredError(redirect_uri=redirect_uri), params, response_mode)
+        return _consent_page(client, scope, params)
+
+    grant.request.user = EndUser(
+        end_user, tokens.AuthContext(auth_time=sso.auth_time, acr=sso.acr, amr=list(sso.amr or []), sso_session_id=sso.id)
+    )
+    code = grant.generate_authorization_code()
+    grant.save_authorization_code(code, grant.request)
+    session.pop("login_for", None)
+    from ..extensions import db
+
+    db.session.commit()
+    return responses.to_client(redirect_uri, {"code": code, "state": params.get("state")}, response_mode)
+
+
+def check_openid_request(params: dict, client, scope: str) -> None:
+    """OpenID Connect and RFC 9700 checks on top of RFC 6749's."""
+    if "request" in params:
+        raise RequestNotSupported("Request objects are not supported.")
+    if "request_uri" in params:
+        raise RequestUriNotSupported("request_uri is not supported.")
+    if not scope:
+        raise InvalidScopeError("None of the requested scopes is allowed for this client.")
+    pkce_required = client.is_public or current_app.config["PKCE_REQUIRED_FOR_ALL_CLIENTS"]
+    if pkce_required and not params.get("code_challenge"):
+        raise InvalidRequestError("code_challenge (PKCE, S256) is required.")
+    if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
+        raise InvalidRequestError("code_challenge_method must be S256.")
+    prompts = params.get("prompt", "").split()
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values.")
+    if set(prompts) - SUPPORTED_PROMPTS:
+        raise InvalidRequestError("Unsupported prompt value.")
+    if "max_age" in params:
+        try:
+            if int(params["max_age"]) < 0:
+                raise ValueError
+        except ValueError:
+            raise InvalidRequestError("max_age must be a non-negative integer.") from None
+    try:
+        claims.parse_claims_request(params.get("claims"))
+    except claims.InvalidClaimsRequest as error:
+        raise InvalidRequestError(str(error)) from None
+    is_openid = "openid" in scope_to_list(scope)
+    if is_openid and not params.get("redirect_uri"):
+        raise InvalidRequestError("redirect_uri is required.")
+    if nonce := params.get("nonce"):
+        if len(nonce) > 255:
+            raise InvalidRequestError("nonce is too long.")
+        if tokens.nonce_was_used(client.client_id, nonce):
+            raise InvalidRequestError("This nonce was already used.")
+
+
+def _reauthentication_needed(params: dict, prompts: set, sso, client, end_user) -> bool:
+    """True when the session may not answer this request: ``prompt=login``, ``max_age``, another user."""
+    requested_at = session.get("login_for", {}).get(_request_key(params))
+    if requested_at is not None and clock.to_timestamp(sso.auth_time) >= requested_at:
+        return False  # the patient just logged in for this very request
+    if "login" in prompts:
+        return True
+    if "max_age" in params and sso.auth_time + timedelta(seconds=int(params["max_age"])) < clock.now():
+        return True
+    if hint := params.get("id_token_hint"):
+        hinted = tokens.decode_own_jwt(hint, allow_expired=True)
+        if hinted is None or hinted.get("sub") != tokens.subject_for(end_user, client):
+            return True
+    return False
+
+
+def _request_key(params: dict) -> str:
+    return hashlib.sha256(urlencode(sorted(params.items())).encode()).hexdigest()[:32]
+
+
+def _send_to_login(params: dict):
+    pending = session.get("login_for", {})
+    pending = dict(list(pending.items())[-4:])  # bounded: the last few requests of this browser
+    pending[_request_key(params)] = clock.timestamp()
+    session["login_for"] = pending
+    next_url = url_for("oauth.authorize") + "?" + urlencode(params)
+    return redirect(url_for("flows.login", next=next_url, login_hint=params.get("login_hint")), code=303)
+
+
+def _consent_page(client, scope: str, params: dict):
+    requested = claims.requested_claim_names(claims.parse_claims_request(params.get("claims")), "id_token")
+    requested += claims.requested_claim_names(claims.parse_claims_request(params.get("claims")), "userinfo")
+    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=requested, params=params)
+
+
+def _remember_locale(ui_locales: str) -> None:
+    for candidate in ui_locales.split():
+        language = candidate.split("-")[0].lower()
+        if language in current_app.config["LANGUAGES"]:
+            session["locale"] = language
+            return
+
+
+def _error_response(error: OAuth2Error, params: dict, response_mode: str | None = None):
+    if error.redirect_uri:
+        return responses.to_client(
+            error.redirect_uri,
+            {"error": error.error, "error_description": error.description or None, "state": params.get("state")},
+            response_mode or params.get("response_mode") if (response_mode or params.get("response_mode")) in responses.RESPONSE_MODES else None,
+        )
+    return render_template("oauth/error.html", error=error.error, description=error.description), 400

@@ -1,0 +1,69 @@
+"""Token, revocation, introspection (RFC 6749 §3.2, RFC 7009, RFC 7662) and userinfo (Core §5.3)."""
+
+from flask import current_app, jsonify, request
+
+from .. import account as accounts, claims, client as clients, token as tokens
+from ..extensions import csrf, db, limiter
+from . import blueprint
+from .server import authorization
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@blueprint.post("/token")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_TOKEN"])
+def token_endpoint():
+    return _no_store(authorization.create_token_response())
+
+
+@blueprint.post("/revoke")
+@csrf.exempt
+def revoke():
+    return _no_store(authorization.create_endpoint_response("revocation"))
+
+
+@blueprint.post("/introspect")
+@csrf.exempt
+def introspect():
+    return _no_store(authorization.create_endpoint_response("introspection"))
+
+
+def _bearer_error(status: int, error: str, description: str):
+    """RFC 6750 §3: errors of a protected resource go in ``WWW-Authenticate``."""
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    header = f'Bearer realm="{current_app.config["ISSUER"]}", error="{error}", error_description="{description}"'
+    if error == "insufficient_scope":
+        header += ', scope="openid"'
+    response.headers["WWW-Authenticate"] = header
+    return _no_store(response)
+
+
+@blueprint.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    value = tokens.bearer_token(request.headers.get("Authorization"))
+    if value is None and request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        value = request.form.get("access_token")  # RFC 6750 §2.2
+    if value is None:
+        response = _no_store(jsonify(error="invalid_request", error_description="No access token."))
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{current_app.config["ISSUER"]}"'
+        return response
+    row = tokens.find_access_token(value)
+    if row is None or row.account_id is None:
+        return _bearer_error(401, "invalid_token", "The access token is invalid, expired or revoked.")
+    if "openid" not in tokens.scopes(row):
+        return _bearer_error(403, "insufficient_scope", "The access token lacks the openid scope.")
+    account = accounts.get(row.account_id)
+    client = clients.get(row.client_id)
+    if account is None or not account.is_active or client is None:
+        return _bearer_error(401, "invalid_token", "The access token is no longer valid.")
+    code = db.session.get(tokens.AuthorizationCode, row.code_hash) if row.code_hash else None
+    document = {"sub": row.subject, **claims.release(account, client, row.scope, code.claims_request if code else None, "userinfo")}
+    return _no_store(jsonify(document))

@@ -1,0 +1,238 @@
+"""The Authlib authorization server, with our storage behind its hook methods.
+
+Grants and endpoints are Authlib's; what they store and look up is delegated to the domain
+modules (``client``, ``token``, ``account``). Tokens are recorded when issued, so the grants
+build their token responses themselves instead of using Authlib's bearer generator.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidGrantError, grants, scope_to_list
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Flask, current_app
+from joserfc.jwk import KeySet
+
+from .. import account as accounts, audit, claims, client as clients, clock, replay_cache, token as tokens
+from ..extensions import db
+
+ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+@dataclass
+class EndUser:
+    """The patient a grant acts for, with how they authenticated."""
+
+    account: accounts.Account
+    context: tokens.AuthContext
+
+    def get_user_id(self) -> int:
+        return self.account.id
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1: ``plain`` offers no protection against leaks)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def get_authorization_code_challenge(self, authorization_code):
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code):
+        return authorization_code.code_challenge_method
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code, request):
+        payload = request.payload.data
+        end_user: EndUser = request.user
+        return tokens.save_authorization_code(
+            code,
+            client=request.client,
+            account=end_user.account,
+            redirect_uri=payload.get("redirect_uri") or request.client.get_default_redirect_uri(),
+            scope=request.scope,
+            nonce=payload.get("nonce"),
+            code_challenge=payload.get("code_challenge"),
+            code_challenge_method=payload.get("code_challenge_method") or ("S256" if payload.get("code_challenge") else None),
+            claims_request=claims.parse_claims_request(payload.get("claims")),
+            context=end_user.context,
+        )
+
+    def query_authorization_code(self, code, client):
+        return tokens.redeem_authorization_code(code, client)
+
+    def delete_authorization_code(self, authorization_code):
+        """Nothing to do: the code was claimed once and for all when it was redeemed."""
+
+    def authenticate_user(self, authorization_code):
+        account = accounts.get(authorization_code.account_id)
+        if account is None or not account.is_active:
+            return None
+        return EndUser(account, authorization_code.context)
+
+    def create_token_response(self):
+        client = self.request.client
+        code = self.request.authorization_code
+        end_user = self.authenticate_user(code)
+        if end_user is None:
+            raise InvalidGrantError("The account behind this code is not active.")
+        self.request.user = end_user
+        response, _ = tokens.issue(
+            client,
+            end_user.account,
+            code.scope,
+            grant_type=self.GRANT_TYPE,
+            context=code.context,
+            code_hash=code.code_hash,
+            include_refresh_token=issues_refresh_token(client, code.scope),
+        )
+        if "openid" in scope_to_list(code.scope):
+            response["id_token"] = tokens.encode_id_token(
+                client,
+                end_user.account,
+                claims.release(end_user.account, client, code.scope, code.claims_request, "id_token"),
+                nonce=code.nonce,
+                context=code.context,
+                access_token=response["access_token"],
+            )
+        db.session.commit()
+        return 200, response, self.TOKEN_RESPONSE_HEADER
+
+
+def issues_refresh_token(client: clients.Client, scope: str) -> bool:
+    """Refresh tokens only for ``offline_access`` (OpenID Connect Core §11) and allowed clients."""
+    return client.check_grant_type("refresh_token") and "offline_access" in scope_to_list(scope)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        return tokens.claim_refresh_token(refresh_token)
+
+    def authenticate_user(self, refresh_token):
+        account = accounts.get(refresh_token.account_id)
+        if account is None or not account.is_active:
+            return None
+        return EndUser(account, refresh_token.context)
+
+    def revoke_old_credential(self, refresh_token):
+        """Nothing to do: the old refresh token was marked rotated when it was claimed."""
+
+    def create_token_response(self):
+        family = self.request.refresh_token
+        end_user = self.authenticate_user(family)
+        if end_user is None:
+            db.session.commit()
+            raise InvalidGrantError("The account behind this token is not active.")
+        scope = self.request.payload.scope or family.scope
+        response, _ = tokens.issue(
+            self.request.client,
+            end_user.account,
+            scope,
+            grant_type=self.GRANT_TYPE,
+            context=family.context,
+            family=family,
+            include_refresh_token=True,
+        )
+        if "openid" in scope_to_list(scope):
+            response["id_token"] = tokens.encode_id_token(
+                self.request.client, end_user.account, {}, nonce=None, context=family.context, access_token=response["access_token"]
+            )
+        db.session.commit()
+        return 200, response, self.TOKEN_RESPONSE_HEADER
+
+
+USER_SCOPES = {"openid", "profile", "email", "phone", "offline_access", "matricule"}
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """Machine clients: an access token for the client itself, no ID token, no refresh token."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def create_token_response(self):
+        client = self.request.client
+        requested = self.request.payload.scope
+        scope = " ".join(s for s in scope_to_list(client.get_allowed_scope(requested) if requested else client.scope) or [] if s not in USER_SCOPES)
+        response, _ = tokens.issue(client, None, scope, grant_type=self.GRANT_TYPE)
+        db.session.commit()
+        return 200, response, self.TOKEN_RESPONSE_HEADER
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):
+    """``private_key_jwt`` client authentication (OpenID Connect Core §9, RFC 7523)."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def resolve_client_public_key(self, client):
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+    def validate_jti(self, claims_, jti):
+        expires = clock.now() + timedelta(seconds=max(0, int(claims_.get("exp", 0)) - clock.timestamp()) + 60)
+        return replay_cache.first_use("client_assertion", f"{claims_.get('iss')}|{jti}", expires)
+
+    def get_audiences(self):
+        issuer = current_app.config["ISSUER"]
+        return [issuer, issuer + "/token"]
+
+
+class TokenRevocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        if token_type_hint != "access_token":
+            if found := tokens.find_refresh_token(token_string):
+                return found
+        return tokens.find_access_token(token_string)
+
+    def revoke_token(self, token, request):
+        revoked = tokens.revoke_family(token.family_id)
+        audit.record(audit.Event.TOKEN_REVOKED, account_id=token.account_id, client_id=token.client_id, revoked_tokens=revoked)
+        db.session.commit()
+
+
+class TokenIntrospection(IntrospectionEndpoint):
+    """RFC 7662 for resource servers; they authenticate as confidential clients."""
+
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        if token_type_hint != "refresh_token":
+            if found := tokens.find_access_token(token_string):
+                return found
+        found = tokens.find_refresh_token(token_string)
+        if found and not found.revoked_at and not found.rotated_at and not found.is_expired():
+            return found
+        return None
+
+    def check_permission(self, token, client, request):
+        return True
+
+    def create_introspection_payload(self, token):
+        return tokens.introspection(token) if token else {"active": False}
+
+    def introspect_token(self, token):
+        return tokens.introspection(token)
+
+
+authorization = AuthorizationServer()
+
+
+def init_app(app: Flask) -> None:
+    authorization.init_app(app, query_client=clients.get, save_token=lambda token, request: None)
+    authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+    authorization.register_grant(RefreshTokenGrant)
+    authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
+    authorization.register_endpoint(TokenRevocation)
+    authorization.register_endpoint(TokenIntrospection)

@@ -1,0 +1,151 @@
+"""Six-digit one-time codes sent by SMS or e-mail.
+
+Each code belongs to one challenge (a login attempt, an activation step), identified by a
+random id that only the browser holding that attempt knows. A code is single use, expires
+after ``ONE_TIME_CODE_TTL`` seconds (≤ 10 minutes), and dies after
+``ONE_TIME_CODE_MAX_ATTEMPTS`` wrong entries. Codes are stored as HMAC-SHA256 under the
+app secret: six digits are too few for a plain hash.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext
+from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import audit, clock, messaging
+from .extensions import db
+
+
+class OneTimeCode(db.Model):
+    __tablename__ = "one_time_code"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    destination: Mapped[str] = mapped_column(String(320))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class OneTimeCodeError(Exception):
+    pass
+
+
+class OneTimeCodeUnknown(OneTimeCodeError):
+    """No such challenge (or it belongs to someone else)."""
+
+
+class OneTimeCodeExpired(OneTimeCodeError):
+    pass
+
+
+class OneTimeCodeWrong(OneTimeCodeError):
+    def __init__(self, attempts_left: int):
+        super().__init__(f"{attempts_left} attempts left")
+        self.attempts_left = attempts_left
+
+
+class OneTimeCodeExhausted(OneTimeCodeError):
+    """Too many wrong entries: a new code must be sent."""
+
+
+class OneTimeCodeUsed(OneTimeCodeError):
+    pass
+
+
+class ResendTooSoon(OneTimeCodeError):
+    def __init__(self, seconds: int):
+        super().__init__(f"wait {seconds}s")
+        self.seconds = seconds
+
+
+def _digest(challenge_id: str, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{challenge_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def start(account_id: int | None, purpose: str, channel: str, destination: str) -> OneTimeCode:
+    """Create a challenge and send its first code. Raises :class:`messaging.MessageNotSent`.
+
+    The challenge is flushed, not committed: on a failed send the caller commits the
+    challenge (so a retry can resend) and shows the error.
+    """
+    challenge = OneTimeCode(
+        id=secrets.token_urlsafe(24),
+        account_id=account_id,
+        purpose=purpose,
+        channel=channel,
+        destination=destination,
+        created_at=clock.now(),
+        sends=0,
+        failed_attempts=0,
+    )
+    db.session.add(challenge)
+    db.session.flush()
+    send(challenge)
+    return challenge
+
+
+def get(challenge_id: str | None) -> OneTimeCode | None:
+    if not challenge_id:
+        return None
+    return db.session.get(OneTimeCode, challenge_id)
+
+
+def send(challenge: OneTimeCode, *, respect_cooldown: bool = False) -> None:
+    """Send a fresh code (the previous one stops working)."""
+    now = clock.now()
+    config = current_app.config
+    if respect_cooldown and challenge.last_sent_at:
+        ready_at = challenge.last_sent_at + timedelta(seconds=config["ONE_TIME_CODE_RESEND_COOLDOWN"])
+        if ready_at > now:
+            raise ResendTooSoon(int((ready_at - now).total_seconds()) + 1)
+    if challenge.consumed_at:
+        raise OneTimeCodeUsed()
+    code = f"{secrets.randbelow(10**6):06d}"
+    minutes = max(1, config["ONE_TIME_CODE_TTL"] // 60)
+    body = gettext("Votre code à usage unique eSanté : %(code)s. Il est valable %(minutes)d minutes. Ne le communiquez à personne.", code=code, minutes=minutes)
+    try:
+        messaging.send(challenge.channel, challenge.destination, gettext("Votre code à usage unique eSanté"), body)
+    except messaging.MessageNotSent:
+        audit.record(audit.Event.ONE_TIME_CODE_SEND_FAILED, account_id=challenge.account_id, channel=challenge.channel)
+        raise
+    challenge.code_hash = _digest(challenge.id, code)
+    challenge.expires_at = now + timedelta(seconds=config["ONE_TIME_CODE_TTL"])
+    challenge.last_sent_at = now
+    challenge.sends += 1
+    challenge.failed_attempts = 0
+    audit.record(audit.Event.ONE_TIME_CODE_SENT, account_id=challenge.account_id, channel=challenge.channel, purpose=challenge.purpose)
+
+
+def verify(challenge: OneTimeCode, code: str) -> None:
+    """Consume the code or raise; the caller commits either way (failures must count)."""
+    if challenge.consumed_at:
+        raise OneTimeCodeUsed()
+    if challenge.code_hash is None:
+        raise OneTimeCodeExpired()
+    if challenge.failed_attempts >= current_app.config["ONE_TIME_CODE_MAX_ATTEMPTS"]:
+        raise OneTimeCodeExhausted()
+    if challenge.expires_at is None or challenge.expires_at <= clock.now():
+        raise OneTimeCodeExpired()
+    candidate = "".join(ch for ch in (code or "") if ch.isdigit())
+    if not hmac.compare_digest(_digest(challenge.id, candidate), challenge.code_hash):
+        challenge.failed_attempts += 1
+        left = current_app.config["ONE_TIME_CODE_MAX_ATTEMPTS"] - challenge.failed_attempts
+        audit.record(audit.Event.ONE_TIME_CODE_FAILED, account_id=challenge.account_id, attempts_left=left)
+        if left <= 0:
+            audit.record(audit.Event.ONE_TIME_CODE_EXHAUSTED, account_id=challenge.account_id)
+            raise OneTimeCodeExhausted()
+        raise OneTimeCodeWrong(left)
+    challenge.consumed_at = clock.now()

@@ -1,0 +1,136 @@
+"""Server-side single sign-on sessions.
+
+The browser holds only a random 256-bit id (Secure when the issuer is https, HttpOnly,
+SameSite=Lax); the database holds its SHA-256 with the account, ``auth_time``, ``amr`` and
+``acr``. Sessions end on logout, after ``SSO_IDLE_TIMEOUT`` without use, and after
+``SSO_ABSOLUTE_TIMEOUT`` in any case. Each authentication gets a new id (no fixation).
+"""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, g, request
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import audit, clock
+from .extensions import db
+
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+class SsoSession(db.Model):
+    __tablename__ = "sso_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie value
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    auth_time: Mapped[datetime] = mapped_column(DateTime)
+    amr: Mapped[list] = mapped_column(JSON, default=list)
+    acr: Mapped[str] = mapped_column(String(128))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+
+    def is_live(self, now: datetime) -> bool:
+        config = current_app.config
+        return (
+            self.ended_at is None
+            and self.last_seen_at + timedelta(seconds=config["SSO_IDLE_TIMEOUT"]) > now
+            and self.created_at + timedelta(seconds=config["SSO_ABSOLUTE_TIMEOUT"]) > now
+        )
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def start(account_id: int, amr: list[str], acr: str) -> SsoSession:
+    """Begin a session after a full authentication; any session of this browser ends first."""
+    if previous := current():
+        end(previous, reason="replaced")
+    raw = secrets.token_urlsafe(32)
+    now = clock.now()
+    session = SsoSession(
+        id=_digest(raw),
+        account_id=account_id,
+        created_at=now,
+        last_seen_at=now,
+        auth_time=now,
+        amr=amr,
+        acr=acr,
+        user_agent=(request.user_agent.string or "")[:300],
+        ip_address=request.remote_addr,
+    )
+    db.session.add(session)
+    g.sso_cookie = raw
+    g.sso_session = session
+    audit.record(audit.Event.LOGIN_SUCCEEDED, account_id=account_id, amr=amr, acr=acr)
+    return session
+
+
+def current() -> SsoSession | None:
+    """The live session of this browser, or None. Cached per request."""
+    if "sso_session" in g:
+        return g.sso_session
+    raw = request.cookies.get(current_app.config["SSO_COOKIE_NAME"])
+    found = db.session.get(SsoSession, _digest(raw)) if raw else None
+    now = clock.now()
+    if found and not found.is_live(now):
+        found = None
+        g.sso_cookie = ""  # tell the browser to drop it
+    elif found and now - found.last_seen_at > _TOUCH_EVERY:
+        found.last_seen_at = now
+        db.session.commit()
+    g.sso_session = found
+    return found
+
+
+def get(session_id: str | None) -> SsoSession | None:
+    return db.session.get(SsoSession, session_id) if session_id else None
+
+
+def end(session: SsoSession, reason: str = "logout") -> None:
+    session.ended_at = clock.now()
+    audit.record(audit.Event.SESSION_ENDED, account_id=session.account_id, reason=reason)
+    if g.get("sso_session") is session:
+        g.sso_session = None
+        g.sso_cookie = ""
+
+
+def end_all(account_id: int, except_id: str | None = None) -> int:
+    """"Log out elsewhere": end every other live session of the account."""
+    query = update(SsoSession).where(SsoSession.account_id == account_id, SsoSession.ended_at.is_(None))
+    if except_id:
+        query = query.where(SsoSession.id != except_id)
+    result = db.session.execute(query.values(ended_at=clock.now()))
+    return result.rowcount or 0
+
+
+def live_sessions(account_id: int) -> list[SsoSession]:
+    now = clock.now()
+    rows = db.session.scalars(select(SsoSession).where(SsoSession.account_id == account_id, SsoSession.ended_at.is_(None)))
+    return [row for row in rows if row.is_live(now)]
+
+
+def write_cookie(response):
+    """``after_request`` hook: set or clear the session cookie when this request changed it."""
+    if "sso_cookie" not in g:
+        return response
+    config = current_app.config
+    name = config["SSO_COOKIE_NAME"]
+    if g.sso_cookie:
+        response.set_cookie(
+            name,
+            g.sso_cookie,
+            max_age=config["SSO_ABSOLUTE_TIMEOUT"],
+            secure=config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+            path="/",
+        )
+    else:
+        response.delete_cookie(name, path="/", secure=config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response

@@ -1,0 +1,432 @@
+"""Authorization codes, access tokens (RFC 9068 JWTs), refresh tokens and ID tokens.
+
+Every token issued is recorded: the access token by its ``jti``, the refresh token by its
+SHA-256. Tokens issued from one authorization form a *family* (``family_id``): a refresh
+rotates within the family, and reuse of a rotated refresh token or of an authorization code
+revokes the whole family (RFC 9700 §4.14.2, RFC 6749 §4.1.2).
+"""
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import audit, clock, signing_key
+from .account import Account
+from .client import Client
+from .extensions import db
+
+
+@dataclass
+class AuthContext:
+    """How and when the end-user authenticated (OpenID Connect Core §2)."""
+
+    auth_time: datetime | None = None
+    acr: str | None = None
+    amr: list[str] = field(default_factory=list)
+    sso_session_id: str | None = None
+
+
+class AuthorizationCode(db.Model):
+    __tablename__ = "authorization_code"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    claims_request: Mapped[dict | None] = mapped_column(JSON)
+    auth_time: Mapped[datetime | None] = mapped_column(DateTime)
+    acr: Mapped[str | None] = mapped_column(String(128))
+    amr: Mapped[list] = mapped_column(JSON, default=list)
+    sso_session_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    # Authlib's AuthorizationCodeMixin and the PKCE extension read these.
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int | None:
+        return clock.to_timestamp(self.auth_time) if self.auth_time else None
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        return self.amr or None
+
+    @property
+    def context(self) -> AuthContext:
+        return AuthContext(self.auth_time, self.acr, list(self.amr or []), self.sso_session_id)
+
+
+class Token(db.Model):
+    __tablename__ = "token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    grant_type: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    access_expires_at: Mapped[datetime] = mapped_column(DateTime)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    family_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    code_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    auth_time: Mapped[datetime | None] = mapped_column(DateTime)
+    acr: Mapped[str | None] = mapped_column(String(128))
+    amr: Mapped[list] = mapped_column(JSON, default=list)
+    sso_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    # What Authlib's refresh-token grant asks of a token.
+    def check_client(self, client: Client) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return bool(self.refresh_expires_at) and self.refresh_expires_at <= clock.now()
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def access_active(self) -> bool:
+        return self.revoked_at is None and self.access_expires_at > clock.now()
+
+    @property
+    def context(self) -> AuthContext:
+        return AuthContext(self.auth_time, self.acr, list(self.amr or []), self.sso_session_id)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- subjects -------------------------------------------------------------------------------
+
+
+def subject_for(account: Account, client: Client) -> str:
+    """``sub`` as ``client`` sees it: public, or pairwise per sector (OpenID Connect Core §8.1)."""
+    if client.subject_type == "public":
+        return account.subject
+    salt = current_app.config["PAIRWISE_SALT"]
+    raw = hashlib.sha256(f"{client.sector_identifier}|{account.subject}|{salt}".encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+# --- authorization codes -------------------------------------------------------------------
+
+
+def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str, scope: str,
+                            nonce: str | None, code_challenge: str | None, code_challenge_method: str | None,
+                            claims_request: dict | None, context: AuthContext) -> AuthorizationCode:
+    now = clock.now()
+    row = AuthorizationCode(
+        code_hash=digest(code),
+        client_id=client.client_id,
+        account_id=account.id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        nonce=nonce,
+        code_challenge=code_challenge,
+        code_challenge_method=code_challenge_method,
+        claims_request=claims_request,
+        auth_time=context.auth_time,
+        acr=context.acr,
+        amr=context.amr,
+        sso_session_id=context.sso_session_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_TTL"]),
+    )
+    db.session.add(row)
+    audit.record(audit.Event.AUTHORIZATION_CODE_ISSUED, account_id=account.id, client_id=client.client_id, scope=scope)
+    return row
+
+
+def redeem_authorization_code(code: str, client: Client) -> AuthorizationCode | None:
+    """Claim a code for ``client`` exactly once. A second use revokes what the first one got.
+
+    The claim is one conditional UPDATE, so of two concurrent redemptions only one wins.
+    """
+    code_hash = digest(code)
+    row = db.session.get(AuthorizationCode, code_hash)
+    if row is None or row.client_id != client.client_id:
+        return None
+    now = clock.now()
+    claimed = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount
+    if not claimed:
+        revoked = revoke_where(Token.code_hash == code_hash)
+        audit.record(audit.Event.AUTHORIZATION_CODE_REUSED, account_id=row.account_id, client_id=client.client_id, revoked_tokens=revoked)
+        db.session.commit()
+        return None
+    if row.expires_at <= now:
+        db.session.commit()
+        return None
+    db.session.refresh(row)
+    return row
+
+
+def nonce_was_used(client_id: str, nonce: str) -> bool:
+    """A nonce seen before for this client is a replay (OpenID Connect Core §15.5.2)."""
+    return db.session.scalar(
+        select(AuthorizationCode.code_hash).where(AuthorizationCode.client_id == client_id, AuthorizationCode.nonce == nonce).limit(1)
+    ) is not None
+
+
+# --- issuing -------------------------------------------------------------------------------
+
+
+def issue(client: Client, account: Account | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
+          family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False) -> tuple[dict, Token]:
+    """Issue an access token (and a refresh token when asked) and record them."""
+    config = current_app.config
+    now = clock.now()
+    context = context or AuthContext()
+    subject = subject_for(account, client) if account else client.client_id
+    jti = secrets.token_urlsafe(24)
+    access_ttl = config["ACCESS_TOKEN_TTL"]
+    row = Token(
+        jti=jti,
+        family_id=family.family_id if family else secrets.token_urlsafe(24),
+        client_id=client.client_id,
+        account_id=account.id if account else None,
+        subject=subject,
+        scope=scope,
+        grant_type=grant_type,
+        issued_at=now,
+        access_expires_at=now + timedelta(seconds=access_ttl),
+        code_hash=code_hash or (family.code_hash if family else None),
+        auth_time=context.auth_time,
+        acr=context.acr,
+        amr=context.amr,
+        sso_session_id=context.sso_session_id,
+    )
+    response = {
+        "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context),
+        "token_type": "Bearer",
+        "expires_in": access_ttl,
+        "scope": scope,
+    }
+    if include_refresh_token and account is not None:
+        refresh_token = secrets.token_urlsafe(32)
+        family_expires_at = family.family_expires_at if family else now + timedelta(seconds=config["REFRESH_TOKEN_ABSOLUTE_TTL"])
+        row.refresh_token_hash = digest(refresh_token)
+        row.family_expires_at = family_expires_at
+        row.refresh_expires_at = min(now + timedelta(seconds=config["REFRESH_TOKEN_IDLE_TTL"]), family_expires_at)
+        response["refresh_token"] = refresh_token
+    db.session.add(row)
+    audit.record(
+        audit.Event.TOKEN_REFRESHED if family else audit.Event.TOKEN_ISSUED,
+        account_id=row.account_id,
+        client_id=client.client_id,
+        grant_type=grant_type,
+        scope=scope,
+    )
+    return response, row
+
+
+def access_token_audience(client: Client) -> list[str] | str:
+    audiences = [current_app.config["ISSUER"], *(client.extra_metadata or {}).get("access_token_audiences", [])]
+    return audiences if len(audiences) > 1 else audiences[0]
+
+
+def encode_access_token(client: Client, subject: str, scope: str, jti: str, now: datetime, ttl: int, context: AuthContext) -> str:
+    """An RFC 9068 access token: ``typ: at+jwt``, signed with the server's RS256 key."""
+    kid, key = signing_key.active_key("RS256")
+    issued = clock.to_timestamp(now)
+    claims = {
+        "iss": current_app.config["ISSUER"],
+        "sub": subject,
+        "aud": access_token_audience(client),
+        "client_id": client.client_id,
+        "iat": issued,
+        "exp": issued + ttl,
+        "jti": jti,
+        "scope": scope,
+    }
+    if context.auth_time:
+        claims["auth_time"] = clock.to_timestamp(context.auth_time)
+    if context.acr:
+        claims["acr"] = context.acr
+    if context.amr:
+        claims["amr"] = context.amr
+    return jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": kid}, claims, key)
+
+
+def encode_id_token(client: Client, account: Account, claims: dict, *, nonce: str | None, context: AuthContext,
+                    access_token: str | None) -> str:
+    """An ID token (OpenID Connect Core §2) signed with the client's chosen algorithm."""
+    alg = (client.extra_metadata or {}).get("id_token_signed_response_alg", "RS256")
+    kid, key = signing_key.active_key(alg)
+    now = clock.timestamp()
+    payload = {
+        "iss": current_app.config["ISSUER"],
+        "sub": subject_for(account, client),
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now + current_app.config["ID_TOKEN_TTL"],
+    }
+    if context.auth_time:
+        payload["auth_time"] = clock.to_timestamp(context.auth_time)
+    if context.acr:
+        payload["acr"] = context.acr
+    if context.amr:
+        payload["amr"] = context.amr
+    if context.sso_session_id:
+        payload["sid"] = session_id_for(context.sso_session_id, client)
+    if nonce:
+        payload["nonce"] = nonce
+    if access_token:
+        payload["at_hash"] = half_hash(access_token, alg)
+    payload.update({k: v for k, v in claims.items() if k not in payload})
+    return jwt.encode({"typ": "JWT", "alg": alg, "kid": kid}, payload, key)
+
+
+def half_hash(value: str, alg: str) -> str:
+    """``at_hash``: left half of the SHA-256 of the token, base64url (Core §3.1.3.6)."""
+    digest_bytes = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest_bytes[: len(digest_bytes) // 2]).rstrip(b"=").decode()
+
+
+def session_id_for(sso_session_id: str, client: Client) -> str:
+    """``sid``: opaque per session and client, never the cookie value or its hash."""
+    return hashlib.sha256(f"{sso_session_id}|{client.client_id}".encode()).hexdigest()[:32]
+
+
+# --- reading and revoking ------------------------------------------------------------------
+
+
+class _ExpiredAllowed(jwt.JWTClaimsRegistry):
+    def validate_exp(self, value: int) -> None:
+        """An ``id_token_hint`` may have expired (OpenID Connect Core §3.1.2.1)."""
+
+
+def decode_own_jwt(value: str, allow_expired: bool = False) -> dict | None:
+    """Claims of a JWT this server signed (signature, issuer and, unless allowed, expiry checked)."""
+    try:
+        decoded = jwt.decode(value, signing_key.verification_keys(), algorithms=["RS256", "ES256"])
+        registry = _ExpiredAllowed if allow_expired else jwt.JWTClaimsRegistry
+        registry(now=clock.timestamp(), leeway=0, iss={"essential": True, "value": current_app.config["ISSUER"]}).validate(decoded.claims)
+    except (JoseError, ValueError, TypeError):
+        return None
+    return decoded.claims
+
+
+def find_access_token(value: str) -> Token | None:
+    """The record of a valid, unrevoked access token (signature, expiry and revocation checked)."""
+    if not value or value.count(".") != 2:
+        return None
+    claims = decode_own_jwt(value)
+    if not claims or "jti" not in claims:
+        return None
+    row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
+    return row if row and row.access_active else None
+
+
+def find_refresh_token(value: str) -> Token | None:
+    if not value:
+        return None
+    return db.session.scalar(select(Token).where(Token.refresh_token_hash == digest(value)))
+
+
+def claim_refresh_token(value: str) -> Token | None:
+    """Take a refresh token for one rotation. Reuse of a rotated token revokes its family."""
+    row = find_refresh_token(value)
+    if row is None or row.revoked_at is not None:
+        return None
+    now = clock.now()
+    claimed = db.session.execute(
+        update(Token).where(Token.id == row.id, Token.rotated_at.is_(None)).values(rotated_at=now)
+    ).rowcount
+    if not claimed:
+        revoked = revoke_family(row.family_id)
+        audit.record(audit.Event.REFRESH_TOKEN_REUSED, account_id=row.account_id, client_id=row.client_id, revoked_tokens=revoked)
+        db.session.commit()
+        return None
+    db.session.refresh(row)
+    if row.is_expired() or (row.family_expires_at and row.family_expires_at <= now):
+        db.session.commit()
+        return None
+    return row
+
+
+def revoke_where(condition) -> int:
+    return db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=clock.now())).rowcount or 0
+
+
+def revoke_family(family_id: str) -> int:
+    return revoke_where(Token.family_id == family_id)
+
+
+def revoke_for_client(account_id: int, client_id: str) -> int:
+    """Consent withdrawn: every token the client holds for the patient stops working."""
+    return revoke_where((Token.account_id == account_id) & (Token.client_id == client_id))
+
+
+def revoke_for_session(sso_session_id: str) -> int:
+    return revoke_where(Token.sso_session_id == sso_session_id)
+
+
+def introspection(row: Token) -> dict:
+    """RFC 7662 §2.2 response for an active token."""
+    payload = {
+        "active": True,
+        "iss": current_app.config["ISSUER"],
+        "client_id": row.client_id,
+        "sub": row.subject,
+        "scope": row.scope,
+        "token_type": "Bearer",
+        "iat": clock.to_timestamp(row.issued_at),
+        "exp": clock.to_timestamp(row.access_expires_at),
+        "jti": row.jti,
+    }
+    if row.auth_time:
+        payload["auth_time"] = clock.to_timestamp(row.auth_time)
+    if row.acr:
+        payload["acr"] = row.acr
+    return payload
+
+
+def scopes(row: Token) -> list[str]:
+    return scope_to_list(row.scope) or []
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or None."""
+    if not value:
+        return None
+    kind, _, token_value = value.partition(" ")
+    return token_value.strip() or None if kind.lower() == "bearer" else None
+
