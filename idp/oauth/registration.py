@@ -1,0 +1,1 @@
+"""Dynamic client registration (RFC 7591) and client configuration (RFC 7592)."""
