@@ -1,0 +1,69 @@
+# Build and test entry points. `make test` works on a fresh Debian 12 machine with Python 3.11.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP := $(VENV_PY) -m pip --disable-pip-version-check
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="tests/support -x"
+PYTEST_ARGS ?=
+# Use sudo for apt-get when not root (and sudo exists).
+SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
+
+.PHONY: help venv system-deps test run clean distclean services-start services-stop
+
+help:
+	@echo "make venv         create .venv and install the package with its test extras"
+	@echo "make system-deps  install missing Debian packages (chromium, redis, postgresql, ...)"
+	@echo "make test         run pytest against throwaway PostgreSQL + Redis (PYTEST_ARGS=...)"
+	@echo "make run          migrate, seed demo data and start the app"
+	@echo "make clean        stop test services, remove caches and artifacts (distclean: + .venv)"
+
+venv: $(STAMP)
+	@:
+
+# The interpreter; if `python3 -m venv` fails (Debian without python3-venv), install it and retry.
+$(VENV_PY):
+	@if ! $(PYTHON) -m venv $(VENV) >/dev/null 2>&1; then \
+		rm -rf $(VENV); \
+		echo "venv: installing python3-venv" >&2; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			python3-venv >/dev/null; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+
+# Re-install only when the package metadata changes.
+$(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
+	@$(PIP) install -q --upgrade pip
+	@$(PIP) install -q -e '.[test]'
+	@touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+test: venv system-deps
+	@scripts/run-tests.sh $(PYTEST_ARGS)
+
+run: venv
+	$(VENV)/bin/idp db upgrade
+	$(VENV)/bin/idp demo seed
+	$(VENV)/bin/idp run
+
+# Manual use: start the services and print the env lines, e.g. eval "$(make -s services-start)"
+services-start:
+	@scripts/test-services.sh start
+
+services-stop:
+	@scripts/test-services.sh stop
+
+clean:
+	@scripts/test-services.sh stop
+	@rm -rf .pytest_cache .hypothesis test-artifacts build dist *.egg-info .coverage htmlcov
+	@find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
