@@ -51,7 +51,7 @@ test: venv system-deps
 run: venv
 	$(VENV)/bin/idp db upgrade
 	$(VENV)/bin/idp demo seed
-	$(VENV)/bin/idp run
+	$(VENV)/bin/idp run --host 127.0.0.1 --port 5000
 
 # Manual use: start the services and print the env lines, e.g. eval "$(make -s services-start)"
 services-start:

@@ -1,26 +1,35 @@
 """Embedded default settings: one machine, SQLite, messages kept in the outbox.
 
 Every setting can be overridden by a settings file named in ``IDP_CONFIG`` and then by
-environment variables with the ``IDP_`` prefix (``IDP_ISSUER=https://...``); values of
-``IDP_*`` variables are parsed as JSON when they can be (``IDP_FEATURES='{"par": ...}'``).
-See ``config/production.example.py`` for a production setup.
+environment variables with the ``IDP_`` prefix (``IDP_ISSUER=https://...``). Values of
+``IDP_*`` variables are parsed as JSON when they can be (``IDP_SIGNING_ALGORITHMS='["RS256"]'``,
+``IDP_ACCESS_TOKEN_TTL=600``), except text settings (default a string, or listed as text below),
+which are taken verbatim. See ``config/production.example.py`` for a production setup.
 """
 
-# Issuer identifier (OpenID Connect Core §2): the https URL the relying parties see.
-# Plain http is accepted only for loopback development.
+# Issuer identifier (OpenID Connect Core §2): the https URL the relying parties see, without
+# query or fragment. Plain http is accepted only on a loopback address (development). An https
+# issuer also makes every cookie Secure.
 ISSUER = "http://127.0.0.1:5000"
 
-# SQLAlchemy URL. ``None`` means SQLite at ``<instance>/idp.sqlite3``.
+# Instance folder (text): where ``secrets.json`` and the default SQLite file live. ``None`` means
+# Flask's instance folder: the checkout's ``instance/``, or ``<prefix>/var/idp-instance`` when installed.
+INSTANCE_PATH = None
+
+# SQLAlchemy URL (text), e.g. ``postgresql+psycopg://idp:...@db.internal/idp``. ``None`` means
+# SQLite at ``<instance>/idp.sqlite3``. Create or upgrade the schema with ``idp db upgrade``.
 DATABASE_URL = None
 
-# Redis URL for rate limits shared across instances. ``None`` keeps them in process memory,
+# Redis URL (text) for rate limits shared across instances. ``None`` keeps them in process memory,
 # which is only correct for a single instance.
 REDIS_URL = None
 
-# Flask's secret (signs the CSRF tokens and the short-lived flow cookie). ``None`` means one
-# is generated on first start into ``<instance>/secrets.json`` and reused afterwards.
+# Flask's secret (text; signs the CSRF tokens and the short-lived flow cookie). ``None`` means
+# one is generated on first start into ``<instance>/secrets.json`` (mode 0600) and reused.
+# Several instances behind a load balancer must share one value: set it explicitly.
 SECRET_KEY = None
-# Salt for pairwise subject identifiers (OpenID Connect Core §8.1); generated like SECRET_KEY.
+# Salt for pairwise subject identifiers (text; OpenID Connect Core §8.1); generated like
+# SECRET_KEY. Changing it changes every pairwise ``sub``: never change it once clients use them.
 PAIRWISE_SALT = None
 
 # Messaging. "outbox" keeps messages in the database (``idp outbox list``).
@@ -29,12 +38,12 @@ MAIL_FROM = "eSanté <no-reply@esante.lu>"
 SMTP_HOST = "127.0.0.1"
 SMTP_PORT = 25
 SMTP_SECURITY = "none"  # "none" | "starttls" | "tls"
-SMTP_USERNAME = None
-SMTP_PASSWORD = None
+SMTP_USERNAME = None  # text; no login when None
+SMTP_PASSWORD = None  # text
 SMTP_TIMEOUT = 10
 SMS_BACKEND = "outbox"  # "outbox" | "http"
-SMS_GATEWAY_URL = None  # JSON POST {"to", "from", "text"} with a bearer token
-SMS_GATEWAY_TOKEN = None
+SMS_GATEWAY_URL = None  # text; JSON POST {"to", "from", "text"}; required with SMS_BACKEND "http"
+SMS_GATEWAY_TOKEN = None  # text; sent as "Authorization: Bearer <token>"
 SMS_SENDER = "eSante"
 SMS_TIMEOUT = 10
 
@@ -45,6 +54,10 @@ ONE_TIME_CODE_RESEND_COOLDOWN = 30  # seconds between two sends
 
 # Activation letters.
 ACTIVATION_CODE_TTL_DAYS = 90
+# The activation wizard ("J'active mon compte"): how long one run of it may take, in seconds.
+ACTIVATION_WIZARD_TTL = 30 * 60
+# Version of the CGU patients accept; its texts are ``idp/data/cgu/<version>.<language>.txt``.
+CGU_VERSION = "2024-1"
 
 # Passwords: argon2id at OWASP's minimum (m=19 MiB, t=2, p=1) or stronger.
 ARGON2_MEMORY_COST = 19456  # KiB
@@ -59,6 +72,7 @@ PASSWORD_LOCKOUT_SECONDS = 300
 RATE_LIMIT_LOGIN = "20 per minute"
 RATE_LIMIT_ONE_TIME_CODE = "20 per minute"
 RATE_LIMIT_TOKEN = "600 per minute"
+RATE_LIMIT_ACTIVATION = "20 per minute"  # activation code and "no activation code" requests
 
 # Single sign-on sessions (server-side; the cookie holds only a random id).
 SSO_COOKIE_NAME = "esante_sso"
@@ -92,3 +106,7 @@ SERVICES = [
     {"name": "Dossier de Soins Partagé (DSP)", "url": "http://127.0.0.1:5001/", "description": "Votre dossier de soins partagé"},
     {"name": "MyDSP", "url": "https://www.esante.lu/mydsp", "description": "L'application mobile de votre DSP"},
 ]
+
+# ``idp demo seed``: the client secret of the demo DSP viewer (client id "dsp-viewer"). The demo
+# refuses to run on an https issuer, so this known secret never reaches a real deployment.
+DEMO_DSP_VIEWER_SECRET = "dsp-viewer-demo-secret"

@@ -111,6 +111,8 @@ def activate(account: Account) -> None:
 # --- registry import -------------------------------------------------------------------------
 
 REGISTRY_HEADER = ["matricule", "family_name", "given_name", "birth_date", "email", "mobile", "address"]
+REQUIRED_COLUMNS = REGISTRY_HEADER[:4]
+CONTACT_FIELDS = {"email": "email_verified", "mobile": "mobile_verified"}
 
 
 @dataclass
@@ -124,7 +126,6 @@ class ImportResult:
     created: int
     updated: int
     unchanged: int
-    problems: list[ImportProblem]
 
 
 class RegistryImportFailed(Exception):
@@ -136,12 +137,16 @@ class RegistryImportFailed(Exception):
 def import_registry(text: str) -> ImportResult:
     """Import a registry extract (CSV). All rows or none: one bad row rejects the file.
 
-    Re-importing the same file changes nothing (idempotent); a changed row updates the
-    registry fields of the existing account and keeps its state and credentials.
+    The columns after ``birth_date`` are optional. Re-importing the same file changes nothing
+    (idempotent). A changed row updates the registry fields of the existing account and keeps
+    its state and credentials; an e-mail or mobile the patient has confirmed with a one-time
+    code wins over the registry's (it is where their codes go).
     """
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:4] != REGISTRY_HEADER[:4]:
-        raise RegistryImportFailed([ImportProblem(1, "header must be " + ",".join(REGISTRY_HEADER))])
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+    header_problem = _header_problem(reader.fieldnames)
+    if header_problem:
+        raise RegistryImportFailed([ImportProblem(1, header_problem)])
     rows, problems, seen = [], [], set()
     for row in reader:
         line = reader.line_num
@@ -164,21 +169,43 @@ def import_registry(text: str) -> ImportResult:
         if existing is None:
             db.session.add(Account(subject=secrets.token_urlsafe(24), created_at=now, updated_at=now, **parsed))
             created += 1
-            continue
-        changes = {k: v for k, v in parsed.items() if getattr(existing, k) != v and v is not None}
-        if changes:
-            for key, value in changes.items():
-                setattr(existing, key, value)
+        elif _update_from_registry(existing, parsed):
             existing.updated_at = now
             updated += 1
         else:
             unchanged += 1
     audit.record(audit.Event.PATIENTS_IMPORTED, actor="cli", created=created, updated=updated)
     db.session.commit()
-    return ImportResult(created, updated, unchanged, [])
+    return ImportResult(created, updated, unchanged)
+
+
+def _header_problem(columns: list[str]) -> str | None:
+    if missing := [name for name in REQUIRED_COLUMNS if name not in columns]:
+        return "missing_columns:" + ",".join(missing)
+    if unknown := [name for name in columns if name not in REGISTRY_HEADER]:
+        return "unknown_columns:" + ",".join(unknown)
+    if len(set(columns)) != len(columns):
+        return "duplicate_columns"
+    return None
+
+
+def _update_from_registry(account: Account, parsed: dict) -> bool:
+    """Apply a registry row to an existing account; return whether anything changed."""
+    changed = False
+    for key, value in parsed.items():
+        if value is None or getattr(account, key) == value:
+            continue
+        if key in CONTACT_FIELDS and getattr(account, CONTACT_FIELDS[key]):
+            continue
+        setattr(account, key, value)
+        changed = True
+    return changed
 
 
 def _parse_registry_row(row: dict) -> dict:
+    if row.get(None):
+        raise ValueError("too_many_fields")
+
     def field(name: str) -> str | None:
         value = (row.get(name) or "").strip()
         return value or None
@@ -194,7 +221,7 @@ def _parse_registry_row(row: dict) -> dict:
         birth_date = date.fromisoformat(field("birth_date") or "")
     except ValueError:
         raise ValueError("invalid_birth_date") from None
-    if birth_date.strftime("%Y%m%d")[:4] != value[:4]:
+    if not _birth_date_matches(birth_date, value[:8]):
         raise ValueError("birth_date_does_not_match_matricule")
     email, mobile = field("email"), field("mobile")
     if email and ("@" not in email or " " in email):
@@ -210,6 +237,14 @@ def _parse_registry_row(row: dict) -> dict:
         "mobile": normalize_phone(mobile) if mobile else None,
         "address": field("address"),
     }
+
+
+def _birth_date_matches(birth_date: date, yyyymmdd: str) -> bool:
+    """The matricule starts with the birth date; its ``00`` month or day matches any."""
+    written = birth_date.strftime("%Y%m%d")
+    return all(part == "00" or part == actual for part, actual in (
+        (yyyymmdd[:4], written[:4]), (yyyymmdd[4:6], written[4:6]), (yyyymmdd[6:8], written[6:8])
+    ))
 
 
 def normalize_phone(text: str) -> str:
@@ -231,11 +266,11 @@ patients_cli = AppGroup("patients", help="The insured-person registry.")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def import_command(path: str, as_json: bool) -> None:
-    """Import a registry extract (CSV with header matricule,family_name,...)."""
-    with open(path, encoding="utf-8-sig") as handle:
-        text = handle.read()
+    """Import a registry extract (CSV with header matricule,family_name,given_name,birth_date[,email,mobile,address])."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
     try:
-        result = import_registry(text)
+        result = import_registry(_decode(raw))
     except RegistryImportFailed as error:
         db.session.rollback()
         report = {"imported": False, "problems": [p.__dict__ for p in error.problems]}
@@ -243,3 +278,11 @@ def import_command(path: str, as_json: bool) -> None:
         raise SystemExit(1)
     report = {"imported": True, "created": result.created, "updated": result.updated, "unchanged": result.unchanged}
     emit(report, as_json, lambda r: f"created {r['created']}, updated {r['updated']}, unchanged {r['unchanged']}")
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without BOM); anything else is reported on the line it breaks."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RegistryImportFailed([ImportProblem(raw[: error.start].count(b"\n") + 1, "not_utf8")]) from None

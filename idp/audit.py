@@ -2,7 +2,8 @@
 
 Every security-relevant event goes through :func:`record` with a name from :class:`Event`
 (``source:action`` tags, as Warehouse does). Rows are never updated or deleted by the
-application: the ORM refuses it, and on PostgreSQL a trigger refuses it too (migration).
+application: the ORM refuses it, row by row and in bulk statements, and on PostgreSQL a trigger
+(migration ``0001``) refuses ``UPDATE`` and ``DELETE`` from any connection, raw SQL included.
 """
 
 import enum
@@ -11,7 +12,7 @@ from typing import Any
 
 from flask import has_request_context, request
 from sqlalchemy import JSON, DateTime, Integer, String, event, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from . import clock
 from .extensions import db
@@ -47,6 +48,19 @@ class Event(str, enum.Enum):
     PATIENTS_IMPORTED = "registry:patients_imported"
     LETTER_ISSUED = "letter:issued"
     ACTIVATION_CODE_FAILED = "letter:code_failed"
+    ACTIVATION_CODE_ACCEPTED = "activation:code_accepted"
+    ACTIVATION_PASSWORD_SET = "activation:password_set"
+    ACTIVATION_CHANNEL_VERIFIED = "activation:channel_verified"
+    ACCOUNT_ACTIVATED = "account:activated"
+    CONTACT_CHANGED = "account:contact_changed"
+    CHANNEL_PREFERENCE_CHANGED = "account:channel_preference_changed"
+    PASSWORD_CHANGED = "account:password_changed"
+    PASSWORD_RECOVERY_STARTED = "account:password_recovery_started"
+    PASSWORD_RECOVERY_UNKNOWN = "account:password_recovery_unknown"
+    PASSWORD_RESET = "account:password_reset"
+    NOTIFICATION_FAILED = "notification:failed"
+    HELPDESK_REQUEST_FILED = "helpdesk:request_filed"
+    HELPDESK_REQUEST_RESOLVED = "helpdesk:request_resolved"
     ADMIN_LOGIN_SUCCEEDED = "admin:login_succeeded"
     ADMIN_LOGIN_FAILED = "admin:login_failed"
     ADMIN_CREATED = "admin:created"
@@ -75,6 +89,13 @@ class AuditLogIsAppendOnly(Exception):
 @event.listens_for(AuditEvent, "before_delete")
 def _refuse_change(mapper, connection, target) -> None:
     raise AuditLogIsAppendOnly("audit events are never changed or deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_change(state: ORMExecuteState) -> None:
+    """``update(AuditEvent)`` / ``delete(...)`` statements skip the per-row hooks above."""
+    if (state.is_update or state.is_delete) and state.statement.table.name == AuditEvent.__tablename__:
+        raise AuditLogIsAppendOnly("audit events are never changed or deleted")
 
 
 def record(

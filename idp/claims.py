@@ -68,16 +68,28 @@ def claim_values(account: Account) -> dict[str, Any]:
     }
 
 
-def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
-    """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``."""
+def requested_releasable(client: Client, scope: str, claims_request: dict | None, target: str) -> list[str]:
+    """Claims the ``claims`` parameter asks for ``target`` that ``client`` may receive (what consent shows)."""
     granted = set(scope_to_list(scope) or [])
+    return [name for name in requested_claim_names(claims_request, target) if _may_release(name, client, granted)]
+
+
+def _may_release(name: str, client: Client, granted: set[str]) -> bool:
+    covering = _CLAIM_SCOPE.get(name)
+    return bool(covering) and client.allows_scope(covering) and (covering != "matricule" or "matricule" in granted)
+
+
+def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
+    """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``.
+
+    A granted scope counts only while the client is still registered for it: a token issued
+    before an admin withdrew ``matricule`` from the client no longer releases it.
+    """
     names: list[str] = []
     if target == "userinfo":
-        for scope_name in granted:
-            names += SCOPE_CLAIMS.get(scope_name, [])
-    for name in requested_claim_names(claims_request, target):
-        covering = _CLAIM_SCOPE.get(name)
-        if covering and client.allows_scope(covering) and (covering != "matricule" or "matricule" in granted):
-            names.append(name)
+        for scope_name in scope_to_list(scope) or []:
+            if client.allows_scope(scope_name):
+                names += SCOPE_CLAIMS.get(scope_name, [])
+    names += requested_releasable(client, scope, claims_request, target)
     values = claim_values(account)
     return {name: values[name] for name in dict.fromkeys(names) if values.get(name) is not None}

@@ -223,7 +223,7 @@ def create(
     now = clock.now()
     secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
-        client_id=client_id or secrets.token_urlsafe(16),
+        client_id=client_id or secrets.token_hex(16),  # never starts with "-" (CLI arguments)
         client_secret_hash=_hash(secret) if secret else None,
         name=name,
         redirect_uris=list(redirect_uris),

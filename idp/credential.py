@@ -7,6 +7,7 @@ lock that an attacker could use to keep a patient out, ASVS 6.1.1).
 """
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -48,11 +49,12 @@ class PasswordTooWeak(ValueError):
 
 
 @lru_cache(maxsize=4)
-def _hasher(memory_cost: int, time_cost: int, parallelism: int):
+def _hasher(memory_cost: int, time_cost: int, parallelism: int) -> type[argon2]:
     return argon2.using(type="ID", memory_cost=memory_cost, time_cost=time_cost, parallelism=parallelism)
 
 
-def hasher():
+def hasher() -> type[argon2]:
+    """argon2id with the configured parameters; ``needs_update`` compares a hash against them."""
     config = current_app.config
     return _hasher(config["ARGON2_MEMORY_COST"], config["ARGON2_TIME_COST"], config["ARGON2_PARALLELISM"])
 
@@ -70,10 +72,11 @@ def burn_equal_time(password: str) -> None:
     """Spend one verification on a fixed hash so unknown matricules answer as slowly as known ones."""
     config = current_app.config
     key = (config["ARGON2_MEMORY_COST"], config["ARGON2_TIME_COST"], config["ARGON2_PARALLELISM"])
-    hasher().verify(password, _dummy_hash(*key))
+    reference = _dummy_hash(*key)  # hash first: libpass loads its argon2 backend on the first hash
+    hasher().verify(password, reference)
 
 
-def password_rule_failures(password: str, forbidden: list[str] = ()) -> list[str]:
+def password_rule_failures(password: str, forbidden: Sequence[str | None] = ()) -> list[str]:
     """The guide's rule (≥ 8 characters, ≥ 1 letter, ≥ 1 digit) plus a length cap and personal data."""
     failures = []
     if len(password) < 8:

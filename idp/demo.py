@@ -1,5 +1,211 @@
-"""``idp demo seed``: the demo data ``make run`` needs."""
+"""``idp demo seed``: the demo data ``make run`` needs, created once and reused.
 
+Three patients from the registry (a parent with a password, his minor child and another adult
+waiting for activation with a letter) and the two demo relying parties with fixed client ids.
+Activation codes exist in clear only when a letter is issued, so a re-run cannot show them
+again; it re-issues letters only when asked (``--reissue-letters``) or when none is usable.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import click
+from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import account as accounts, activation_letter, audit, client as clients, clock, credential, matricule
+from .cli_output import emit
+from .extensions import db
+
+DEMO_PASSWORD = "Sante-Demo-2026"
+DSP_VIEWER_ID = "dsp-viewer"
+MYDSP_ID = "mydsp"
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    given_name: str
+    family_name: str
+    sequence: str  # the matricule's 3-digit sequence number
+    born: date | None  # None: ten years before the first seed, so a minor for years to come
+    email: str | None
+    mobile: str | None
+    active: bool
+
+    def birth_date(self, today: date) -> date:
+        return self.born or today.replace(year=today.year - 10, day=1)
+
+
+PATIENTS = (
+    DemoPatient("Hector", "Doe", "101", date(1984, 6, 15), "hector.doe@example.lu", "+352621000101", active=True),
+    DemoPatient("Rita", "Doe", "102", None, None, None, active=False),
+    DemoPatient("Filat", "D.", "103", date(1991, 9, 3), "filat.d@example.lu", "+352621000103", active=False),
+)
+
+
+class DemoRefused(click.ClickException):
+    """The demo would put known credentials where they do not belong."""
+
+
+def seed(reissue_letters: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Create what is missing of the demo data; returns what a person needs to use it."""
+    if current_app.config["ISSUER"].startswith("https://"):
+        raise DemoRefused("the demo has a known password and client secret: refusing on an https issuer")
+    created = _import_missing_patients()
+    patients = [_prepare_patient(person, person in created, reissue_letters) for person in PATIENTS]
+    registered = [_ensure_dsp_viewer(), _ensure_mydsp()]
+    db.session.commit()
+    return {"patients": patients, "clients": registered}
+
+
+def _find(person: DemoPatient) -> accounts.Account | None:
+    """By name: the child's matricule depends on the day of the first seed."""
+    return db.session.scalar(
+        select(accounts.Account).where(
+            accounts.Account.given_name == person.given_name, accounts.Account.family_name == person.family_name
+        )
+    )
+
+
+def _import_missing_patients() -> list[DemoPatient]:
+    """Bring the missing demo patients in through the registry import, as real ones arrive."""
+    missing = [person for person in PATIENTS if _find(person) is None]
+    if not missing:
+        return []
+    today = clock.now().date()
+    extract = io.StringIO()
+    writer = csv.writer(extract)
+    writer.writerow(accounts.REGISTRY_HEADER)
+    for person in missing:
+        born = person.birth_date(today)
+        value = matricule.with_check_digits(born.strftime("%Y%m%d") + person.sequence)
+        if accounts.find_by_matricule(value) is not None:
+            raise DemoRefused(f"matricule {value} already belongs to a patient who is not {person.given_name} {person.family_name}")
+        writer.writerow([value, person.family_name, person.given_name, born.isoformat(), person.email or "", person.mobile or "", ""])
+    accounts.import_registry(extract.getvalue())
+    return missing
+
+
+def _prepare_patient(person: DemoPatient, created: bool, reissue_letters: bool) -> dict[str, Any]:
+    account = _find(person)
+    shown: dict[str, Any] = {
+        "name": account.display_name,
+        "matricule": account.matricule,
+        "birth_date": account.birth_date,
+        "created": created,
+    }
+    if person.active:
+        _activate_with_password(account)
+        return {**shown, "status": account.status, "password": DEMO_PASSWORD, "email": account.email, "mobile": account.mobile}
+    if account.is_active:
+        return {**shown, "status": account.status, "letter": "not_needed"}
+    letter = activation_letter.current_letter(account)
+    if letter is not None and letter.expires_at > clock.now() and not reissue_letters:
+        return {**shown, "status": account.status, "letter": "shown_at_first_seed"}
+    _, code = activation_letter.issue(account, actor="demo")
+    return {**shown, "status": account.status, "letter": "issued", "activation_code": code}
+
+
+def _activate_with_password(account: accounts.Account) -> None:
+    """Active, with the printed password working (set again if changed or locked since).
+
+    Activation and the password are committed together, so an active demo parent has one.
+    """
+    if not account.is_active:
+        accounts.activate(account)
+        for channel in account.channels():
+            accounts.mark_channel_verified(account, channel)
+        credential.set_password(account, DEMO_PASSWORD)
+        return
+    try:
+        credential.verify_password(account, DEMO_PASSWORD)
+    except (credential.WrongPassword, credential.AccountLocked):
+        credential.set_password(account, DEMO_PASSWORD)
+
+
+def _ensure_dsp_viewer() -> dict[str, Any]:
+    """The DSP viewer web app: confidential and first-party, its secret from the settings."""
+    secret = current_app.config["DEMO_DSP_VIEWER_SECRET"]
+    registered = clients.get_any(DSP_VIEWER_ID)
+    created = registered is None
+    if created:
+        registered, _ = clients.create(
+            client_id=DSP_VIEWER_ID,
+            name="DSP viewer (demo)",
+            redirect_uris=["http://127.0.0.1:5001/callback"],
+            post_logout_redirect_uris=["http://127.0.0.1:5001/"],
+            scope="openid profile email phone offline_access matricule",
+            auth_method="client_secret_basic",
+            first_party=True,
+            actor="demo",
+        )
+    if not registered.check_client_secret(secret):
+        # client.create and rotate_secret only make random secrets; the demo needs a known one.
+        registered.client_secret_hash = clients._hash(secret)
+        audit.record(audit.Event.CLIENT_SECRET_ROTATED, client_id=registered.client_id, actor="demo")
+    return {**_shown(registered, created), "client_secret": secret}
+
+
+def _ensure_mydsp() -> dict[str, Any]:
+    """The MyDSP mobile app: a public native client (RFC 8252), any loopback port."""
+    registered = clients.get_any(MYDSP_ID)
+    created = registered is None
+    if created:
+        registered, _ = clients.create(
+            client_id=MYDSP_ID,
+            name="MyDSP (demo)",
+            redirect_uris=["http://127.0.0.1/callback"],
+            scope="openid profile offline_access",
+            auth_method="none",
+            actor="demo",
+        )
+    return _shown(registered, created)
+
+
+def _shown(registered: clients.Client, created: bool) -> dict[str, Any]:
+    return {
+        "client_id": registered.client_id,
+        "name": registered.name,
+        "created": created,
+        "token_endpoint_auth_method": registered.token_endpoint_auth_method,
+        "redirect_uris": list(registered.redirect_uris),
+        "scope": registered.scope,
+    }
+
+
+def _as_text(report: dict[str, list[dict[str, Any]]]) -> str:
+    issuer = current_app.config["ISSUER"]
+    lines = [f"Demo patients (log in at {issuer}/login; one-time codes: idp outbox list):"]
+    for patient in report["patients"]:
+        if "password" in patient:
+            detail = f"password {patient['password']}"
+        elif patient["letter"] == "issued":
+            detail = f"activation code {patient['activation_code']}"
+        elif patient["letter"] == "shown_at_first_seed":
+            detail = "activation code shown when first issued (new one: idp demo seed --reissue-letters)"
+        else:
+            detail = "already activated"
+        lines.append(f"  {patient['name']:<11} matricule {patient['matricule']}  {patient['status']:<7}  {detail}")
+    lines.append("Demo relying parties:")
+    for registered in report["clients"]:
+        if registered["token_endpoint_auth_method"] == "none":
+            how = "public client (PKCE), any loopback port"
+        else:
+            how = f"secret {registered.get('client_secret')}"
+        lines.append(f"  {registered['client_id']:<11} {how:<40} redirect {' '.join(registered['redirect_uris'])}")
+    return "\n".join(lines)
+
 
 demo_cli = AppGroup("demo", help="Demo data for the embedded default.")
+
+
+@demo_cli.command("seed")
+@click.option("--reissue-letters", is_flag=True, help="Issue new activation codes for the pending demo patients.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def seed_command(reissue_letters: bool, as_json: bool) -> None:
+    """Create the demo patients and relying parties (idempotent) and print how to use them."""
+    emit(seed(reissue_letters), as_json, _as_text)

@@ -11,6 +11,8 @@ import calendar
 import re
 from datetime import date
 
+from . import clock
+
 _VERHOEFF_D = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
     [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
@@ -105,16 +107,18 @@ def is_valid(text: str) -> bool:
 
 
 def _check_birth_date(yyyymmdd: str) -> None:
+    """A real date, or one with ``00`` for an unknown month or day, and not after today."""
     year, month, day = int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])
-    if year < 1850 or year > date.today().year:
+    today = clock.now().date()
+    if year < 1850 or year > today.year:
         raise InvalidMatricule("bad_birth_year")
     if month > 12:
         raise InvalidMatricule("bad_birth_month")
-    if day == 0:
-        return
     last_day = calendar.monthrange(year, month)[1] if month else 31
     if day > last_day:
         raise InvalidMatricule("bad_birth_day")
+    if date(year, month or 1, day or 1) > today:
+        raise InvalidMatricule("birth_date_in_future")
 
 
 def mask(value: str) -> str:

@@ -9,7 +9,7 @@ import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Protocol
+from typing import Any, Mapping, Protocol
 
 import click
 import requests
@@ -61,7 +61,13 @@ class Outbox:
 
 
 class SmtpMailer:
-    def __init__(self, config):
+    """SMTP with ``SMTP_SECURITY`` "none", "starttls" or "tls" (implicit TLS).
+
+    TLS verifies the server with the system's CAs; ``SMTP_SSL_CONTEXT`` (an ``ssl.SSLContext``,
+    set in a settings file) replaces that context, e.g. to trust a private CA.
+    """
+
+    def __init__(self, config: Mapping[str, Any]):
         self.host, self.port = config["SMTP_HOST"], int(config["SMTP_PORT"])
         self.security = config["SMTP_SECURITY"]
         self.username, self.password = config.get("SMTP_USERNAME"), config.get("SMTP_PASSWORD")
@@ -92,7 +98,7 @@ class SmtpMailer:
 class HttpSmsGateway:
     """POST ``{"to", "from", "text"}`` as JSON with ``Authorization: Bearer <token>``; 2xx is success."""
 
-    def __init__(self, config):
+    def __init__(self, config: Mapping[str, Any]):
         self.url, self.token = config["SMS_GATEWAY_URL"], config["SMS_GATEWAY_TOKEN"]
         self.sender, self.timeout = config["SMS_SENDER"], config["SMS_TIMEOUT"]
         if not self.url:

@@ -1,20 +1,42 @@
 """Loading settings: defaults, then a settings file, then ``IDP_*`` variables, then tests'.
 
-The defaults live in ``config/default.py`` (installed as package data when the project is
-installed, read from the checkout otherwise).
+The defaults live in ``config/default.py`` (installed as data files when the project is
+installed, read from the checkout otherwise). Settings that cannot work are refused at
+start-up, not at the first login that needs them.
 """
 
+import fcntl
+import ipaddress
 import json
 import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from flask import Flask
 
 CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
 INSTALLED_SHARE = Path(sys.prefix) / "share" / "esante-idp"
+ENVIRONMENT_PREFIX = "IDP"
+
+# Text settings whose default is None. With those whose default is a string, an ``IDP_*``
+# variable sets them verbatim: JSON parsing would turn a password "12345" into a number.
+_TEXT_WITHOUT_DEFAULT = frozenset({
+    "INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PAIRWISE_SALT",
+    "SMTP_USERNAME", "SMTP_PASSWORD", "SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN",
+})
+_GENERATED_SECRETS = ("SECRET_KEY", "PAIRWISE_SALT")
+_CHOICES = {
+    "MAIL_BACKEND": ("outbox", "smtp"),
+    "SMS_BACKEND": ("outbox", "http"),
+    "SMTP_SECURITY": ("none", "starttls", "tls"),
+}
+
+
+class InvalidSettings(ValueError):
+    """A setting has a value the provider cannot run with."""
 
 
 def resource_path(name: str) -> Path:
@@ -27,27 +49,55 @@ def resource_path(name: str) -> Path:
 
 def load(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     app.config.from_pyfile(str(resource_path("config") / "default.py"))
-    if settings_file := os.environ.get("IDP_CONFIG"):
+    if settings_file := os.environ.get(f"{ENVIRONMENT_PREFIX}_CONFIG"):
         app.config.from_pyfile(os.path.abspath(settings_file))
-    app.config.from_prefixed_env("IDP")
+    text_settings = _TEXT_WITHOUT_DEFAULT | {key for key, value in app.config.items() if isinstance(value, str)}
+    app.config.from_prefixed_env(ENVIRONMENT_PREFIX)
+    for key in text_settings:
+        if (raw := os.environ.get(f"{ENVIRONMENT_PREFIX}_{key}")) is not None:
+            app.config[key] = raw
     if overrides:
         app.config.update(overrides)
+    _validate(app.config)
     _derive(app)
+
+
+def _validate(config: Mapping[str, Any]) -> None:
+    issuer = urlsplit(config["ISSUER"])
+    if issuer.scheme not in ("https", "http") or not issuer.hostname or issuer.query or issuer.fragment:
+        raise InvalidSettings("ISSUER must be an https URL without query or fragment (OpenID Connect Discovery §3)")
+    if issuer.scheme == "http" and not _is_loopback(issuer.hostname):
+        raise InvalidSettings("ISSUER may use plain http only on a loopback address (development)")
+    if config["ONE_TIME_CODE_TTL"] > 600:
+        raise InvalidSettings("ONE_TIME_CODE_TTL may not exceed 600 seconds")
+    for name, allowed in _CHOICES.items():
+        if config[name] not in allowed:
+            raise InvalidSettings(f"{name} must be one of {', '.join(allowed)}, not {config[name]!r}")
+    if config["SMS_BACKEND"] == "http" and not config.get("SMS_GATEWAY_URL"):
+        raise InvalidSettings("SMS_BACKEND=http needs SMS_GATEWAY_URL")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _derive(app: Flask) -> None:
     config = app.config
+    if config.get("INSTANCE_PATH"):
+        app.instance_path = config.root_path = os.path.abspath(config["INSTANCE_PATH"])
     config["ISSUER"] = config["ISSUER"].rstrip("/")
     if not config.get("DATABASE_URL"):
-        os.makedirs(app.instance_path, exist_ok=True)
-        config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "idp.sqlite3")
+        config["DATABASE_URL"] = "sqlite:///" + str(_private_database(Path(app.instance_path)))
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
-    for name in ("SECRET_KEY", "PAIRWISE_SALT"):
-        if not config.get(name):
-            config[name] = _instance_secret(app, name)
-    if config["ONE_TIME_CODE_TTL"] > 600:
-        raise ValueError("ONE_TIME_CODE_TTL may not exceed 600 seconds")
+    missing = [name for name in _GENERATED_SECRETS if not config.get(name)]
+    if missing:
+        config.update(_instance_secrets(Path(app.instance_path), missing))
     secure = config["ISSUER"].startswith("https://")
     config["SESSION_COOKIE_SECURE"] = secure
     config["SESSION_COOKIE_HTTPONLY"] = True
@@ -59,14 +109,39 @@ def _derive(app: Flask) -> None:
     config["WTF_CSRF_TIME_LIMIT"] = None  # the flow cookie's lifetime bounds the token
 
 
-def _instance_secret(app: Flask, name: str) -> str:
-    """Generate a secret on first start and keep it in ``<instance>/secrets.json`` (mode 0600)."""
-    os.makedirs(app.instance_path, exist_ok=True)
-    path = Path(app.instance_path) / "secrets.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    if name not in stored:
-        stored[name] = secrets.token_urlsafe(48)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(stored, handle)
-    return stored[name]
+def _private_database(instance: Path) -> Path:
+    """The embedded SQLite file, readable by its owner only: it holds the private signing keys."""
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = instance / "idp.sqlite3"
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    return path
+
+
+def _instance_secrets(instance: Path, names: list[str]) -> dict[str, str]:
+    """Secrets generated on first start into ``<instance>/secrets.json`` (mode 0600) and reused.
+
+    Workers that start together take a lock, so they all end up with the same values. A
+    damaged file stops the start: silently new values would change every pairwise ``sub``.
+    """
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = instance / "secrets.json"
+    lock = os.open(instance / "secrets.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            stored = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError as error:
+            raise InvalidSettings(f"{path} is damaged ({error}); restore it or set the secrets explicitly") from None
+        if any(name not in stored for name in names):
+            stored.update({name: secrets.token_urlsafe(48) for name in names if name not in stored})
+            partial = path.with_name("secrets.json.new")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(stored, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        path.chmod(0o600)
+        return {name: stored[name] for name in names}
+    finally:
+        os.close(lock)

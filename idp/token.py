@@ -399,18 +399,45 @@ def revoke_for_session(sso_session_id: str) -> int:
     return revoke_where(Token.sso_session_id == sso_session_id)
 
 
-def introspection(row: Token) -> dict:
-    """RFC 7662 §2.2 response for an active token."""
+def introspect(value: str, hint: str | None = None) -> dict:
+    """RFC 7662 §2.2: what a resource server may know of ``value``; ``{"active": false}`` unless it is live.
+
+    The hint only orders the search (§2.1). A refresh token answers with its own expiry and no
+    ``token_type``: it is not a bearer token a resource server may accept.
+    """
+    if hint == "refresh_token":
+        lookups = (_introspect_refresh_token, _introspect_access_token)
+    else:
+        lookups = (_introspect_access_token, _introspect_refresh_token)
+    for lookup in lookups:
+        if (payload := lookup(value)) is not None:
+            return payload
+    return {"active": False}
+
+
+def _introspect_access_token(value: str) -> dict | None:
+    row = find_access_token(value)
+    if row is None:
+        return None
+    return {**_introspection(row, row.access_expires_at), "token_type": "Bearer", "jti": row.jti}
+
+
+def _introspect_refresh_token(value: str) -> dict | None:
+    row = find_refresh_token(value)
+    if row is None or row.revoked_at is not None or row.rotated_at is not None or row.is_expired():
+        return None
+    return _introspection(row, row.refresh_expires_at)
+
+
+def _introspection(row: Token, expires_at: datetime) -> dict:
     payload = {
         "active": True,
         "iss": current_app.config["ISSUER"],
         "client_id": row.client_id,
         "sub": row.subject,
         "scope": row.scope,
-        "token_type": "Bearer",
         "iat": clock.to_timestamp(row.issued_at),
-        "exp": clock.to_timestamp(row.access_expires_at),
-        "jti": row.jti,
+        "exp": clock.to_timestamp(expires_at),
     }
     if row.auth_time:
         payload["auth_time"] = clock.to_timestamp(row.auth_time)

@@ -14,6 +14,7 @@ from datetime import date
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from idp import clock, create_app
@@ -65,6 +66,7 @@ def app(request, settings, tmp_path, monkeypatch):
     config = {**settings, **(marker.kwargs if marker else {})}
     application = create_app(config)
     application.instance_path = str(tmp_path)
+    application.test_client_class = RequestScopedClient
     with application.app_context():
         if config["DATABASE_URL"].startswith("sqlite"):
             db.create_all()
@@ -81,6 +83,20 @@ def app(request, settings, tmp_path, monkeypatch):
     clock.reset()
 
 
+class RequestScopedClient(FlaskClient):
+    """Runs each request in its own application context, as in production.
+
+    The ``app`` fixture keeps one application context open for the whole test, and Flask would
+    reuse it for every request, leaking per-request state kept in ``g`` (SSO session, locale).
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()  # the test's own session then reads what the request wrote
+        return response
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()
@@ -93,6 +109,7 @@ def runner(app):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "settings(**values): app settings for this test")
+    config.addinivalue_line("markers", "postgres: needs IDP_TEST_DATABASE_URL; fails, never skips, without it")
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -3,3 +3,5 @@
 from flask import Blueprint
 
 blueprint = Blueprint("admin", __name__)
+
+from . import views  # noqa: E402,F401  (routes)

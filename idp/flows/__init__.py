@@ -4,4 +4,4 @@ from flask import Blueprint
 
 blueprint = Blueprint("flows", __name__)
 
-from . import login, services  # noqa: E402,F401  (routes)
+from . import errors, login, services  # noqa: E402,F401  (routes and error pages)

@@ -1,30 +1,48 @@
 """Connexion → PATIENT: matricule + password, then a one-time code by SMS or e-mail.
 
 The attempt in progress lives in the signed flow cookie: the account id once the password
-is right, and the one-time-code challenge id. Nothing in the answers tells whether a
-matricule exists; only the final step creates the SSO session.
+is right, and the one-time-code challenge id. A wrong password, an unknown matricule and an
+account not yet active get the same answer; only an account's lockout is told apart (the
+patient must know to wait), and the per-IP rate limit bounds how fast anyone can probe for
+it. Only the final step creates the SSO session.
 """
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime, gettext as _
+import math
 
-from .. import account as accounts, audit, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
+
+from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
 from ..oauth.discovery import ACR_SUBSTANTIAL
 from . import blueprint
 from .forms import ChannelForm, CodeForm, LoginForm, ResendForm
 
 LOGIN_PURPOSE = "login"
+# How long a verified password stays good for the code step, resends included: a flow cookie
+# left in a shared browser must not let someone finish the login much later.
+LOGIN_ATTEMPT_TTL = 15 * 60
+CODE_REFUSED_MESSAGES = {
+    one_time_code.OneTimeCodeExpired: _l("Ce code a expiré. Demandez un nouveau code."),
+    one_time_code.OneTimeCodeExhausted: _l("Trop d'essais avec ce code. Demandez un nouveau code."),
+    one_time_code.OneTimeCodeUsed: _l("Ce code a déjà été utilisé. Demandez un nouveau code."),
+}
 
 
 def safe_next(target: str | None) -> str:
-    """Only paths on this server: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only paths on this server: never an open redirect.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/`` (WHATWG URL), so
+    ``/\\evil.example`` or ``/<tab>/evil.example`` would leave the site: any of them refuses.
+    """
+    if target and target.startswith("/") and not target.startswith("//") and not any(ch == "\\" or ch.isspace() or ord(ch) < 32 for ch in target):
         return target
     return url_for("flows.services")
 
 
 def mask_destination(channel: str, value: str) -> str:
+    """Enough of the address or number to recognise it, not enough to learn it from the page."""
     if channel == accounts.Channel.EMAIL.value:
         name, _, domain = value.partition("@")
         return f"{name[:1]}•••@{domain}"
@@ -33,7 +51,7 @@ def mask_destination(channel: str, value: str) -> str:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
-def login():
+def login() -> ResponseReturnValue:
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
@@ -58,27 +76,34 @@ def login():
     except credential.AccountLocked as locked:
         audit.record(audit.Event.LOGIN_LOCKED, account_id=account.id)
         db.session.commit()
-        form.password.errors.append(
-            _("Trop de tentatives. Par sécurité, la connexion est bloquée jusqu'à %(time)s.", time=format_datetime(locked.until, "HH:mm"))
-        )
+        minutes = math.ceil((locked.until - clock.now()).total_seconds() / 60)
+        form.password.errors.append(ngettext(
+            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minute.",
+            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minutes.",
+            minutes,
+        ))
         return render_template("flows/login.html", form=form), 429
     audit.record(audit.Event.LOGIN_PASSWORD_OK, account_id=account.id)
     db.session.commit()
-    session["login"] = {"account_id": account.id, "next": safe_next(form.next.data), "challenge": None}
+    session["login"] = {"account_id": account.id, "next": safe_next(form.next.data), "challenge": None, "started_at": clock.timestamp()}
     channels = account.channels()
     if len(channels) == 1:
         return _send_code(account, channels[0])
     return redirect(url_for("flows.login_channel"), code=303)
 
 
-def _pending_account() -> accounts.Account | None:
-    pending = session.get("login")
-    return accounts.get(pending["account_id"]) if pending else None
+def _pending_login() -> tuple[dict, accounts.Account | None]:
+    """This browser's attempt and its account, while recent and the account still active."""
+    pending = session.get("login") or {}
+    if not pending or clock.timestamp() - pending.get("started_at", 0) > LOGIN_ATTEMPT_TTL:
+        return {}, None
+    account = accounts.get(pending["account_id"])
+    return (pending, account) if account is not None and account.is_active else ({}, None)
 
 
 @blueprint.route("/login/channel", methods=["GET", "POST"])
-def login_channel():
-    account = _pending_account()
+def login_channel() -> ResponseReturnValue:
+    account = _pending_login()[1]
     if account is None:
         return redirect(url_for("flows.login"), code=303)
     form = ChannelForm()
@@ -96,7 +121,7 @@ def login_channel():
     return render_template("flows/login_channel.html", form=form), 400 if request.method == "POST" else 200
 
 
-def _send_code(account: accounts.Account, channel: str):
+def _send_code(account: accounts.Account, channel: str) -> ResponseReturnValue:
     pending = session["login"]
     try:
         challenge = one_time_code.start(account.id, LOGIN_PURPOSE, channel, account.destination(channel))
@@ -111,11 +136,10 @@ def _send_code(account: accounts.Account, channel: str):
 
 @blueprint.route("/login/code", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
-def login_code():
-    pending = session.get("login") or {}
-    account = _pending_account()
+def login_code() -> ResponseReturnValue:
+    pending, account = _pending_login()
     challenge = one_time_code.get(pending.get("challenge"))
-    if account is None or challenge is None or challenge.account_id != account.id:
+    if account is None or challenge is None or challenge.account_id != account.id or challenge.purpose != LOGIN_PURPOSE:
         return redirect(url_for("flows.login"), code=303)
     form, resend_form = CodeForm(), ResendForm()
     destination = mask_destination(challenge.channel, challenge.destination)
@@ -125,19 +149,16 @@ def login_code():
         one_time_code.verify(challenge, form.code.data)
     except one_time_code.OneTimeCodeWrong as wrong:
         db.session.commit()
-        form.code.errors.append(_("Code incorrect. Il vous reste %(count)d essai(s).", count=wrong.attempts_left))
+        form.code.errors.append(ngettext(
+            "Code incorrect. Il vous reste %(num)d essai.", "Code incorrect. Il vous reste %(num)d essais.", wrong.attempts_left
+        ))
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
     except (one_time_code.OneTimeCodeExhausted, one_time_code.OneTimeCodeExpired, one_time_code.OneTimeCodeUsed) as error:
         db.session.commit()
-        message = (
-            _("Ce code a expiré. Demandez un nouveau code.")
-            if isinstance(error, one_time_code.OneTimeCodeExpired)
-            else _("Trop d'essais avec ce code. Demandez un nouveau code.")
-        )
-        form.code.errors.append(message)
+        form.code.errors.append(CODE_REFUSED_MESSAGES[type(error)])
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
     accounts.mark_channel_verified(account, challenge.channel)
-    amr = ["pwd", "otp", "sms" if challenge.channel == "sms" else "mail"]
+    amr = ["pwd", "otp", "sms", "mfa"] if challenge.channel == "sms" else ["pwd", "otp", "mfa"]  # RFC 8176 §2 values only
     sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL)
     db.session.commit()
     session.pop("login", None)
@@ -146,16 +167,20 @@ def login_code():
 
 @blueprint.post("/login/code/resend")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"])
-def login_code_resend():
-    pending = session.get("login") or {}
+def login_code_resend() -> ResponseReturnValue:
+    pending, account = _pending_login()
     challenge = one_time_code.get(pending.get("challenge"))
-    if challenge is None or challenge.account_id != pending.get("account_id") or not ResendForm().validate_on_submit():
+    if account is None or challenge is None or challenge.account_id != account.id or not ResendForm().validate_on_submit():
         return redirect(url_for("flows.login"), code=303)
     try:
         one_time_code.send(challenge, respect_cooldown=True)
         flash(_("Un nouveau code vous a été envoyé."), "info")
     except one_time_code.ResendTooSoon as wait:
-        flash(_("Veuillez patienter %(seconds)d secondes avant de demander un nouveau code.", seconds=wait.seconds), "error")
+        flash(ngettext(
+            "Veuillez patienter %(num)d seconde avant de demander un nouveau code.",
+            "Veuillez patienter %(num)d secondes avant de demander un nouveau code.",
+            wait.seconds,
+        ), "error")
     except messaging.MessageNotSent:
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
     db.session.commit()

@@ -1,18 +1,20 @@
 """Mes services eSanté: what a logged-in patient can open, the DSP first (configurable)."""
 
 from flask import current_app, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from .. import account as accounts, sso_session
 from . import blueprint
+from .login import safe_next
 
 
 @blueprint.get("/")
-def home():
+def home() -> ResponseReturnValue:
     return redirect(url_for("flows.services"))
 
 
 @blueprint.get("/services")
-def services():
+def services() -> ResponseReturnValue:
     current = sso_session.current()
     if current is None:
         return redirect(url_for("flows.login", next=url_for("flows.services")), code=303)
@@ -21,10 +23,8 @@ def services():
 
 
 @blueprint.get("/language/<code>")
-def language(code: str):
+def language(code: str) -> ResponseReturnValue:
+    """Remember the chosen language for this browser and go back where the patient was."""
     if code in current_app.config["LANGUAGES"]:
         session["locale"] = code
-    target = request.args.get("next", "")
-    from .login import safe_next
-
-    return redirect(safe_next(target), code=303)
+    return redirect(safe_next(request.args.get("next", "")), code=303)

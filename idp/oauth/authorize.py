@@ -7,7 +7,7 @@ redirect URI is known render a page and never redirect (RFC 6749 §4.1.2.1).
 """
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
@@ -135,8 +135,8 @@ def check_openid_request(params: dict, client, scope: str) -> None:
 def _reauthentication_needed(params: dict, prompts: set, sso, client, end_user) -> bool:
     """True when the session may not answer this request: ``prompt=login``, ``max_age``, another user."""
     requested_at = session.get("login_for", {}).get(_request_key(params))
-    if requested_at is not None and clock.to_timestamp(sso.auth_time) >= requested_at:
-        return False  # the patient just logged in for this very request
+    if requested_at is not None and sso.auth_time > datetime.fromisoformat(requested_at):
+        return False  # the patient logged in after this very request sent them to the login page
     if "login" in prompts:
         return True
     if "max_age" in params and sso.auth_time + timedelta(seconds=int(params["max_age"])) < clock.now():
@@ -155,16 +155,17 @@ def _request_key(params: dict) -> str:
 def _send_to_login(params: dict):
     pending = session.get("login_for", {})
     pending = dict(list(pending.items())[-4:])  # bounded: the last few requests of this browser
-    pending[_request_key(params)] = clock.timestamp()
+    pending[_request_key(params)] = clock.now().isoformat()
     session["login_for"] = pending
     next_url = url_for("oauth.authorize") + "?" + urlencode(params)
     return redirect(url_for("flows.login", next=next_url, login_hint=params.get("login_hint")), code=303)
 
 
 def _consent_page(client, scope: str, params: dict):
-    requested = claims.requested_claim_names(claims.parse_claims_request(params.get("claims")), "id_token")
-    requested += claims.requested_claim_names(claims.parse_claims_request(params.get("claims")), "userinfo")
-    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=requested, params=params)
+    """Lists what the client would receive: its scopes and the single claims it may have, nothing it may not."""
+    claims_request = claims.parse_claims_request(params.get("claims"))
+    requested = [name for target in ("id_token", "userinfo") for name in claims.requested_releasable(client, scope, claims_request, target)]
+    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=list(dict.fromkeys(requested)), params=params)
 
 
 def _remember_locale(ui_locales: str) -> None:

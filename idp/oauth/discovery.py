@@ -7,6 +7,7 @@ from flask import current_app, request
 
 from .. import claims, client as clients, signing_key
 from . import blueprint
+from .server import CLIENT_ASSERTION_ALGORITHMS
 
 ACR_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 ACR_VALUES = ["http://eidas.europa.eu/LoA/low", ACR_SUBSTANTIAL, "http://eidas.europa.eu/LoA/high"]
@@ -30,9 +31,8 @@ def metadata() -> dict:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": current_app.config["SIGNING_ALGORITHMS"],
-        "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": clients.SUPPORTED_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": clients.SUPPORTED_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],

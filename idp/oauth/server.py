@@ -5,16 +5,22 @@ modules (``client``, ``token``, ``account``). Tokens are recorded when issued, s
 build their token responses themselves instead of using Authlib's bearer generator.
 """
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
+from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidGrantError, grants, scope_to_list
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, OAuth2Request, grants, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .. import account as accounts, audit, claims, client as clients, clock, replay_cache, token as tokens
@@ -22,6 +28,7 @@ from ..extensions import db
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CLIENT_ASSERTION_ALGORITHMS = ["RS256", "ES256", "PS256"]
 
 
 @dataclass
@@ -49,6 +56,14 @@ class S256CodeChallenge(CodeChallenge):
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        """A redirect URI that does not even parse (bad port, broken IPv6 host) is unregistered too."""
+        try:
+            return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        except ValueError:
+            raise InvalidRequestError("redirect_uri is not a valid URI.") from None
 
     def save_authorization_code(self, code, request):
         payload = request.payload.data
@@ -134,7 +149,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if end_user is None:
             db.session.commit()
             raise InvalidGrantError("The account behind this token is not active.")
-        scope = self.request.payload.scope or family.scope
+        # Never more than the client is registered for today (an admin may have narrowed it).
+        scope = self.request.client.get_allowed_scope(self.request.payload.scope or family.scope)
         response, _ = tokens.issue(
             self.request.client,
             end_user.account,
@@ -169,17 +185,51 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
+def authenticate_client_secret_basic(query_client: Callable[[str], clients.Client | None], request: OAuth2Request) -> clients.Client | None:
+    """``client_secret_basic``: id and secret are form-urlencoded before Base64 (RFC 6749 §2.3.1).
+
+    Authlib percent-decodes them but keeps ``+``, which form encoding uses for a space.
+    """
+    kind, _, credentials = (request.headers.get("Authorization") or "").partition(" ")
+    if kind.lower() != "basic":
+        return None
+    try:
+        client_id, separator, client_secret = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not separator:
+        return None
+    client = query_client(unquote_plus(client_id))
+    if client is None:
+        raise InvalidClientError(status_code=401, description="The client does not exist on this server.")
+    return client if client.check_client_secret(unquote_plus(client_secret)) else None
+
+
 class PrivateKeyJwt(JWTBearerClientAssertion):
     """``private_key_jwt`` client authentication (OpenID Connect Core §9, RFC 7523)."""
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
+    def process_assertion_claims(self, assertion, resolve_key):
+        """Verify with the advertised asymmetric algorithms only: Authlib would take joserfc's
+        defaults, which refuse PS256 and accept HS256 (a MAC is not a private key)."""
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=CLIENT_ASSERTION_ALGORITHMS)
+        except JoseError as error:
+            raise InvalidClientError(description=error.description) from error
+        self.verify_claims(token.claims)
+        return token.claims
+
     def resolve_client_public_key(self, client):
         return KeySet.import_key_set(client.jwks or {"keys": []})
 
     def validate_jti(self, claims_, jti):
+        """Spend the ``jti`` for the assertion's lifetime (RFC 7523 §3), committed at once: a
+        request that fails later must not give the assertion back for a replay."""
         expires = clock.now() + timedelta(seconds=max(0, int(claims_.get("exp", 0)) - clock.timestamp()) + 60)
-        return replay_cache.first_use("client_assertion", f"{claims_.get('iss')}|{jti}", expires)
+        first_use = replay_cache.first_use("client_assertion", f"{claims_.get('iss')}|{jti}", expires)
+        db.session.commit()
+        return first_use
 
     def get_audiences(self):
         issuer = current_app.config["ISSUER"]
@@ -202,27 +252,21 @@ class TokenRevocation(RevocationEndpoint):
 
 
 class TokenIntrospection(IntrospectionEndpoint):
-    """RFC 7662 for resource servers; they authenticate as confidential clients."""
+    """RFC 7662 for resource servers; they authenticate as confidential clients.
+
+    ``query_token`` answers with the introspection response itself (see ``token.introspect``).
+    """
 
     CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        if token_type_hint != "refresh_token":
-            if found := tokens.find_access_token(token_string):
-                return found
-        found = tokens.find_refresh_token(token_string)
-        if found and not found.revoked_at and not found.rotated_at and not found.is_expired():
-            return found
-        return None
+        return tokens.introspect(token_string, token_type_hint)
 
     def check_permission(self, token, client, request):
         return True
 
     def create_introspection_payload(self, token):
-        return tokens.introspection(token) if token else {"active": False}
-
-    def introspect_token(self, token):
-        return tokens.introspection(token)
+        return token
 
 
 authorization = AuthorizationServer()
@@ -233,6 +277,7 @@ def init_app(app: Flask) -> None:
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization.register_endpoint(TokenRevocation)
     authorization.register_endpoint(TokenIntrospection)

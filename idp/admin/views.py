@@ -1,0 +1,202 @@
+"""Admin pages: the client registry and the audit log, behind password + TOTP.
+
+The admin session lives in the signed Flask session (``admin_id``) and ends after 15 idle
+minutes. Every change goes through :mod:`idp.client`, which audits it with the admin's name.
+Secrets are shown once, in the response to the change that made them, and never again.
+"""
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from .. import admin_account, audit, client as clients, clock
+from ..extensions import db, limiter
+from . import blueprint
+from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm
+
+IDLE_TIMEOUT_SECONDS = 15 * 60
+PUBLIC_ENDPOINTS = {"admin.login"}
+
+
+def _signed_in_admin() -> admin_account.AdminAccount | None:
+    """The admin of this session, if it has not been idle too long; each request renews it."""
+    admin_id, last_seen = session.get("admin_id"), session.get("admin_seen_at")
+    if admin_id is None or last_seen is None:
+        return None
+    now = clock.timestamp()
+    admin = admin_account.get(admin_id) if now - last_seen <= IDLE_TIMEOUT_SECONDS else None
+    if admin is None or admin.disabled:
+        session.pop("admin_id", None)
+        session.pop("admin_seen_at", None)
+        flash(_("Votre session d'administration a expiré. Veuillez vous reconnecter."), "error")
+        return None
+    session["admin_seen_at"] = now
+    return admin
+
+
+@blueprint.before_request
+def require_admin_session():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    g.admin = _signed_in_admin()
+    if g.admin is None:
+        return redirect(url_for("admin.login"), code=303)
+    return None
+
+
+@blueprint.after_request
+def never_cache(response):
+    """Admin pages show secrets and registry data: no copy in any cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.context_processor
+def page_globals() -> dict:
+    return {"auth_method_labels": AUTH_METHOD_LABELS, "action_form": ActionForm()}
+
+
+def _new_session() -> None:
+    """Start over: nothing from the previous session carries over, not even its CSRF secret."""
+    session.clear()
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)  # Flask-WTF's token cached for this request
+
+
+def _actor() -> str:
+    return f"admin:{g.admin.username}"
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
+def login():
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_template("admin/login.html", form=form), 400 if request.method == "POST" else 200
+    try:
+        admin = admin_account.authenticate(form.username.data, form.password.data, form.totp_code.data)
+    except admin_account.AdminLoginFailed:
+        db.session.commit()
+        form.totp_code.errors.append(_("Identifiant, mot de passe ou code incorrect."))
+        return render_template("admin/login.html", form=form), 400
+    db.session.commit()
+    _new_session()
+    session["admin_id"] = admin.id
+    session["admin_seen_at"] = clock.timestamp()
+    return redirect(url_for("admin.clients"), code=303)
+
+
+@blueprint.post("/logout")
+def logout():
+    _new_session()
+    flash(_("Vous êtes déconnecté."))
+    return redirect(url_for("admin.login"), code=303)
+
+
+@blueprint.get("/", endpoint="clients")
+def client_list():
+    return render_template("admin/clients.html", clients=clients.all_clients())
+
+
+def _show_secret(client: clients.Client, secret: str | None, created: bool):
+    return render_template("admin/client_secret.html", client=client, secret=secret, created=created)
+
+
+def _add_registry_error(form: ClientForm, error: clients.InvalidClientMetadata) -> None:
+    target = form.redirect_uris if error.error == "invalid_redirect_uri" else form.name
+    target.errors = [*target.errors, _("Enregistrement refusé : %(reason)s", reason=error.description)]
+
+
+@blueprint.route("/clients/new", methods=["GET", "POST"])
+def client_new():
+    form = ClientForm()
+    if not form.validate_on_submit():
+        return render_template("admin/client_form.html", form=form, client=None), 400 if request.method == "POST" else 200
+    try:
+        client, secret = clients.create(**form.registry_fields(), actor=_actor())
+    except clients.InvalidClientMetadata as error:
+        db.session.rollback()
+        _add_registry_error(form, error)
+        return render_template("admin/client_form.html", form=form, client=None), 400
+    db.session.commit()
+    return _show_secret(client, secret, created=True)
+
+
+def _existing_client(client_id: str) -> clients.Client:
+    found = clients.get_any(client_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _current_fields(client: clients.Client) -> dict:
+    return {
+        "name": client.name,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": list(client.grant_types),
+        "scope": client.scope,
+        "auth_method": client.token_endpoint_auth_method,
+        "jwks": client.jwks,
+        "first_party": client.first_party,
+        "subject_type": client.subject_type,
+    }
+
+
+@blueprint.route("/clients/<client_id>", methods=["GET", "POST"])
+def client_edit(client_id: str):
+    client = _existing_client(client_id)
+    form = ClientForm()
+    form.subject_type.choices = form.subject_type.choices[1:]  # an existing client has a subject type
+    if request.method == "GET":
+        form.fill_from(client)
+    if not form.validate_on_submit():
+        return render_template("admin/client_form.html", form=form, client=client), 400 if request.method == "POST" else 200
+    current = _current_fields(client)
+    changes = {key: value for key, value in form.registry_fields().items() if value != current[key]}
+    if not changes:
+        flash(_("Aucune modification."))
+        return redirect(url_for("admin.client_edit", client_id=client.client_id), code=303)
+    try:
+        clients.update(client, actor=_actor(), **changes)
+    except clients.InvalidClientMetadata as error:
+        db.session.rollback()
+        _add_registry_error(form, error)
+        return render_template("admin/client_form.html", form=form, client=client), 400
+    db.session.commit()
+    flash(_("Client modifié."))
+    return redirect(url_for("admin.client_edit", client_id=client.client_id), code=303)
+
+
+@blueprint.post("/clients/<client_id>/disable")
+def client_disable(client_id: str):
+    clients.disable(_existing_client(client_id), actor=_actor())
+    db.session.commit()
+    flash(_("Client désactivé : il ne peut plus obtenir de jetons."))
+    return redirect(url_for("admin.client_edit", client_id=client_id), code=303)
+
+
+@blueprint.post("/clients/<client_id>/enable")
+def client_enable(client_id: str):
+    clients.enable(_existing_client(client_id), actor=_actor())
+    db.session.commit()
+    flash(_("Client réactivé."))
+    return redirect(url_for("admin.client_edit", client_id=client_id), code=303)
+
+
+@blueprint.post("/clients/<client_id>/rotate-secret")
+def client_rotate_secret(client_id: str):
+    client = _existing_client(client_id)
+    try:
+        secret = clients.rotate_secret(client, actor=_actor())
+    except clients.InvalidClientMetadata:
+        db.session.rollback()
+        flash(_("Ce client ne s'authentifie pas avec un secret."), "error")
+        return redirect(url_for("admin.client_edit", client_id=client_id), code=303)
+    db.session.commit()
+    return _show_secret(client, secret, created=False)
+
+
+@blueprint.get("/audit")
+def audit_events():
+    name = request.args.get("name") or None
+    return render_template("admin/audit.html", events=audit.recent(limit=200, name=name), name=name,
+                           names=[event.value for event in audit.Event])
