@@ -9,7 +9,7 @@ from flask.cli import FlaskGroup
 
 
 def register_commands(app: Flask) -> None:
-    from . import account, activation_letter, admin_account, demo, messaging, signing_key
+    from . import account, activation_letter, admin_account, demo, helpdesk_request, messaging, signing_key
     from .admin import clients_cli
 
     for group in (
@@ -19,6 +19,7 @@ def register_commands(app: Flask) -> None:
         messaging.outbox_cli,
         signing_key.keys_cli,
         clients_cli.clients_cli,
+        helpdesk_request.requests_cli,
         demo.demo_cli,
     ):
         app.cli.add_command(group)

@@ -16,7 +16,7 @@ from passlib.hash import argon2
 from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import clock
+from . import clock, common_passwords
 from .account import Account
 from .extensions import db
 
@@ -93,17 +93,33 @@ def password_rule_failures(password: str, forbidden: Sequence[str | None] = ()) 
     return failures
 
 
+def new_password_failures(account: Account, password: str, confirmation: str) -> list[str]:
+    """Every rule a new password breaks, the bundled common-password list included (NIST 800-63B §5.1.1.2)."""
+    failures = password_rule_failures(password, [account.matricule, account.family_name, account.given_name])
+    if common_passwords.is_common(password):
+        failures.append("common_password")
+    if password != confirmation:
+        failures.append("confirmation_differs")
+    return failures
+
+
 def set_password(account: Account, password: str) -> None:
     failures = password_rule_failures(password, [account.matricule, account.family_name, account.given_name])
     if failures:
         raise PasswordTooWeak(failures)
+    set_password_hash(account, hash_password(password))
+
+
+def set_password_hash(account: Account, password_hash: str) -> None:
+    """Store a hash made earlier (the activation wizard hashes at step 2, stores at the end); clears any lock."""
     credential = db.session.get(PasswordCredential, account.id)
     if credential is None:
         credential = PasswordCredential(account_id=account.id, failed_attempts=0, lockouts=0)
         db.session.add(credential)
-    credential.password_hash = hash_password(password)
+    credential.password_hash = password_hash
     credential.changed_at = clock.now()
     credential.failed_attempts = 0
+    credential.lockouts = 0
     credential.locked_until = None
 
 

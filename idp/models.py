@@ -2,12 +2,15 @@
 
 from . import (  # noqa: F401
     account,
+    activation,
     activation_letter,
     admin_account,
     audit,
+    cgu_acceptance,
     client,
     consent,
     credential,
+    helpdesk_request,
     messaging,
     one_time_code,
     replay_cache,

@@ -1,7 +1,7 @@
-"""Patient-facing pages: login with matricule, password and one-time code; "Mes services eSanté"."""
+"""Patient-facing pages: login, activation wizard, "Mon compte", "Mes services eSanté"."""
 
 from flask import Blueprint
 
 blueprint = Blueprint("flows", __name__)
 
-from . import errors, login, services  # noqa: E402,F401  (routes and error pages)
+from . import account, activation, errors, login, services  # noqa: E402,F401  (routes and error pages)

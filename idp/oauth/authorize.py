@@ -21,7 +21,7 @@ from ..extensions import csrf
 from . import blueprint, responses
 from .server import EndUser, authorization
 
-SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
+SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account", "create"}
 
 
 class RequestNotSupported(OAuth2Error):
@@ -56,6 +56,8 @@ def authorize():
         _remember_locale(params["ui_locales"])
 
     prompts = set(params.get("prompt", "").split())
+    if "create" in prompts:
+        return _send_to_activation(params)
     sso = sso_session.current()
     end_user = accounts.get(sso.account_id) if sso else None
     if end_user is not None and not end_user.is_active:
@@ -159,6 +161,14 @@ def _send_to_login(params: dict):
     session["login_for"] = pending
     next_url = url_for("oauth.authorize") + "?" + urlencode(params)
     return redirect(url_for("flows.login", next=next_url, login_hint=params.get("login_hint")), code=303)
+
+
+def _send_to_activation(params: dict):
+    """``prompt=create`` (OpenID Connect Prompt Create 1.0): activate, then come back logged in."""
+    remaining = " ".join(p for p in params.get("prompt", "").split() if p != "create")
+    again = {k: v for k, v in params.items() if k != "prompt"} | ({"prompt": remaining} if remaining else {})
+    session["activation_return_to"] = url_for("oauth.authorize") + "?" + urlencode(again)
+    return redirect(url_for("flows.activation_start"), code=303)
 
 
 def _consent_page(client, scope: str, params: dict):

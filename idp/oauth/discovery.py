@@ -43,7 +43,7 @@ def metadata() -> dict:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "acr_values_supported": ACR_VALUES,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "create"],
         "display_values_supported": ["page"],
         "ui_locales_supported": current_app.config["LANGUAGES"],
         "claims_locales_supported": current_app.config["LANGUAGES"],

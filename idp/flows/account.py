@@ -1,0 +1,250 @@
+""""Mon compte": profile, contact details, password, one-time-code channel, consents, sessions.
+
+Every page needs a live SSO session; every change is audited by the domain functions.
+"""
+
+from functools import wraps
+
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+
+from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
+from .. import self_service, sso_session, token as tokens
+from ..extensions import db, limiter
+from . import blueprint
+from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
+                            NewPasswordForm, PasswordChangeForm)
+from .activation import PASSWORD_RULE_MESSAGES
+from .login import mask_destination
+
+CODE_ERRORS = {
+    one_time_code.OneTimeCodeExpired: _l("Ce code a expiré. Demandez un nouveau code."),
+    one_time_code.OneTimeCodeExhausted: _l("Trop d'essais avec ce code. Demandez un nouveau code."),
+    one_time_code.OneTimeCodeUsed: _l("Ce code a déjà été utilisé. Demandez un nouveau code."),
+}
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        current = sso_session.current()
+        account = accounts.get(current.account_id) if current else None
+        if account is None or not account.is_active:
+            return redirect(url_for("flows.login", next=request.full_path.rstrip("?")), code=303)
+        g.account, g.sso = account, current
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def code_error_message(error: one_time_code.OneTimeCodeError) -> str:
+    if isinstance(error, one_time_code.OneTimeCodeWrong):
+        return _("Code incorrect. Il vous reste %(count)d essai(s).", count=error.attempts_left)
+    return str(CODE_ERRORS.get(type(error), _l("Code invalide. Demandez un nouveau code.")))
+
+
+def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
+    for rule in weak.rules:
+        (form.confirmation if rule == "confirmation_differs" else form.password).errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+
+
+def password_error(form, error: Exception) -> None:
+    if isinstance(error, credential.AccountLocked):
+        form.current_password.errors.append(_("Trop de tentatives. Réessayez plus tard."))
+    else:
+        form.current_password.errors.append(_("Mot de passe incorrect."))
+
+
+@blueprint.get("/account")
+@login_required
+def account_home():
+    return render_template("flows/account/home.html", account=g.account, mask=mask_destination)
+
+
+@blueprint.route("/account/contact", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
+def account_contact():
+    form = ContactChangeForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/contact.html", form=form), 400 if request.method == "POST" else 200
+    try:
+        challenge = self_service.start_contact_change(g.account, form.channel.data, form.destination.data, form.current_password.data)
+    except (credential.WrongPassword, credential.AccountLocked) as error:
+        db.session.commit()
+        password_error(form, error)
+        return render_template("flows/account/contact.html", form=form), 400
+    except activation.InvalidDestination:
+        form.destination.errors.append(_("Numéro de mobile ou adresse e-mail invalide."))
+        return render_template("flows/account/contact.html", form=form), 400
+    except messaging.MessageNotSent:
+        db.session.commit()
+        form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
+        return render_template("flows/account/contact.html", form=form), 503
+    db.session.commit()
+    session["contact_change"] = challenge.id
+    return redirect(url_for("flows.account_contact_verify"), code=303)
+
+
+@blueprint.route("/account/contact/verify", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
+def account_contact_verify():
+    challenge = one_time_code.get(session.get("contact_change"))
+    if challenge is None or challenge.account_id != g.account.id or challenge.purpose != self_service.CONTACT_PURPOSE:
+        return redirect(url_for("flows.account_contact"), code=303)
+    form = CodeForm()
+    destination = mask_destination(challenge.channel, challenge.destination)
+    if not form.validate_on_submit():
+        return render_template("flows/account/code.html", form=form, destination=destination), 400 if request.method == "POST" else 200
+    try:
+        self_service.finish_contact_change(g.account, challenge, form.code.data)
+    except one_time_code.OneTimeCodeError as error:
+        db.session.commit()
+        form.code.errors.append(code_error_message(error))
+        return render_template("flows/account/code.html", form=form, destination=destination), 400
+    db.session.commit()
+    session.pop("contact_change", None)
+    flash(_("Vos coordonnées ont été mises à jour."), "info")
+    return redirect(url_for("flows.account_home"), code=303)
+
+
+@blueprint.route("/account/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
+def account_password():
+    form = PasswordChangeForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/password.html", form=form), 400 if request.method == "POST" else 200
+    try:
+        challenge = self_service.start_password_change(g.account, form.current_password.data)
+    except (credential.WrongPassword, credential.AccountLocked) as error:
+        db.session.commit()
+        password_error(form, error)
+        return render_template("flows/account/password.html", form=form), 400
+    except messaging.MessageNotSent:
+        db.session.commit()
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+        return render_template("flows/account/password.html", form=form), 503
+    db.session.commit()
+    session["password_change"] = challenge.id
+    return redirect(url_for("flows.account_password_verify"), code=303)
+
+
+@blueprint.route("/account/password/new", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
+def account_password_verify():
+    challenge = one_time_code.get(session.get("password_change"))
+    if challenge is None or challenge.account_id != g.account.id or challenge.purpose != self_service.PASSWORD_PURPOSE:
+        return redirect(url_for("flows.account_password"), code=303)
+    form = NewPasswordForm()
+    destination = mask_destination(challenge.channel, challenge.destination)
+    if not form.validate_on_submit():
+        return render_template("flows/account/reset.html", form=form, destination=destination), 400 if request.method == "POST" else 200
+    try:
+        self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data, form.confirmation.data)
+    except credential.PasswordTooWeak as weak:
+        add_rule_errors(form, weak)
+        return render_template("flows/account/reset.html", form=form, destination=destination), 400
+    except one_time_code.OneTimeCodeError as error:
+        db.session.commit()
+        form.code.errors.append(code_error_message(error))
+        return render_template("flows/account/reset.html", form=form, destination=destination), 400
+    db.session.commit()
+    session.pop("password_change", None)
+    flash(_("Votre mot de passe a été modifié."), "info")
+    return redirect(url_for("flows.account_home"), code=303)
+
+
+@blueprint.route("/account/channel", methods=["GET", "POST"])
+@login_required
+def account_channel():
+    form = ChannelPreferenceForm()
+    form.channel.choices = [(c, _("Mobile") if c == "sms" else _("E-mail")) for c in g.account.channels()]
+    if form.validate_on_submit():
+        self_service.set_preferred_channel(g.account, form.channel.data)
+        db.session.commit()
+        flash(_("Votre préférence a été enregistrée."), "info")
+        return redirect(url_for("flows.account_home"), code=303)
+    if request.method == "GET":
+        form.channel.data = g.account.channels()[0] if g.account.channels() else None
+    return render_template("flows/account/channel.html", form=form), 400 if request.method == "POST" else 200
+
+
+@blueprint.get("/account/consents")
+@login_required
+def account_consents():
+    rows = [(c, clients.get_any(c.client_id)) for c in consent.active_for(g.account.id)]
+    return render_template("flows/account/consents.html", consents=rows, form=ActionForm())
+
+
+@blueprint.post("/account/consents/<client_id>/revoke")
+@login_required
+def account_consent_revoke(client_id: str):
+    if ActionForm().validate_on_submit() and consent.revoke(g.account.id, client_id):
+        tokens.revoke_for_client(g.account.id, client_id)
+        db.session.commit()
+        flash(_("L'accès a été retiré."), "info")
+    return redirect(url_for("flows.account_consents"), code=303)
+
+
+@blueprint.get("/account/sessions")
+@login_required
+def account_sessions():
+    return render_template("flows/account/sessions.html", sessions=sso_session.live_sessions(g.account.id), current=g.sso, form=ActionForm())
+
+
+@blueprint.post("/account/sessions/logout-elsewhere")
+@login_required
+def account_logout_elsewhere():
+    if ActionForm().validate_on_submit():
+        ended = sso_session.end_all(g.account.id, except_id=g.sso.id)
+        db.session.commit()
+        flash(_("%(count)d autre(s) session(s) fermée(s).", count=ended), "info")
+    return redirect(url_for("flows.account_sessions"), code=303)
+
+
+@blueprint.route("/password/forgotten", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
+def password_forgotten():
+    form = ForgottenPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/forgotten.html", form=form), 400 if request.method == "POST" else 200
+    try:
+        challenge = self_service.start_recovery(form.matricule.data)
+    except messaging.MessageNotSent:
+        db.session.commit()
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+        return render_template("flows/account/forgotten.html", form=form), 503
+    db.session.commit()
+    session["recovery"] = challenge.id if challenge else "unknown"
+    return redirect(url_for("flows.password_reset"), code=303)
+
+
+@blueprint.route("/password/reset", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
+def password_reset():
+    marker = session.get("recovery")
+    if not marker:
+        return redirect(url_for("flows.password_forgotten"), code=303)
+    challenge = one_time_code.get(marker)
+    form = NewPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/reset.html", form=form), 400 if request.method == "POST" else 200
+    if challenge is None or challenge.purpose != self_service.RECOVERY_PURPOSE:
+        form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
+        return render_template("flows/account/reset.html", form=form), 400
+    try:
+        self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data)
+    except credential.PasswordTooWeak as weak:
+        add_rule_errors(form, weak)
+        return render_template("flows/account/reset.html", form=form), 400
+    except one_time_code.OneTimeCodeError as error:
+        db.session.commit()
+        form.code.errors.append(code_error_message(error))
+        return render_template("flows/account/reset.html", form=form), 400
+    db.session.commit()
+    session.pop("recovery", None)
+    flash(_("Votre mot de passe a été réinitialisé. Vous pouvez vous connecter."), "info")
+    return redirect(url_for("flows.login"), code=303)
