@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, select, update
+from sqlalchemy import JSON, DateTime, ForeignKey, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock

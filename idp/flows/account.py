@@ -6,7 +6,7 @@ Every page needs a live SSO session; every change is audited by the domain funct
 from functools import wraps
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
 from .. import self_service, sso_session, token as tokens
@@ -15,13 +15,8 @@ from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             NewPasswordForm, PasswordChangeForm)
 from .activation import PASSWORD_RULE_MESSAGES
-from .login import mask_destination
+from .login import code_refused_message, mask_destination
 
-CODE_ERRORS = {
-    one_time_code.OneTimeCodeExpired: _l("Ce code a expiré. Demandez un nouveau code."),
-    one_time_code.OneTimeCodeExhausted: _l("Trop d'essais avec ce code. Demandez un nouveau code."),
-    one_time_code.OneTimeCodeUsed: _l("Ce code a déjà été utilisé. Demandez un nouveau code."),
-}
 
 
 def login_required(view):
@@ -35,12 +30,6 @@ def login_required(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def code_error_message(error: one_time_code.OneTimeCodeError) -> str:
-    if isinstance(error, one_time_code.OneTimeCodeWrong):
-        return _("Code incorrect. Il vous reste %(count)d essai(s).", count=error.attempts_left)
-    return str(CODE_ERRORS.get(type(error), _l("Code invalide. Demandez un nouveau code.")))
 
 
 def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
@@ -101,7 +90,7 @@ def account_contact_verify():
         self_service.finish_contact_change(g.account, challenge, form.code.data)
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
-        form.code.errors.append(code_error_message(error))
+        form.code.errors.append(code_refused_message(error))
         return render_template("flows/account/code.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("contact_change", None)
@@ -149,7 +138,7 @@ def account_password_verify():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
-        form.code.errors.append(code_error_message(error))
+        form.code.errors.append(code_refused_message(error))
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("password_change", None)
@@ -242,7 +231,7 @@ def password_reset():
         return render_template("flows/account/reset.html", form=form), 400
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
-        form.code.errors.append(code_error_message(error))
+        form.code.errors.append(code_refused_message(error))
         return render_template("flows/account/reset.html", form=form), 400
     db.session.commit()
     session.pop("recovery", None)

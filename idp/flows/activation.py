@@ -15,7 +15,7 @@ from ..oauth.discovery import ACR_SUBSTANTIAL
 from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
-from .login import safe_next
+from .login import code_refused_message, safe_next
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -161,17 +161,9 @@ def activation_channel():
         return _render("channel.html", wizard, 400, **context)
     try:
         activation.verify_channel_code(wizard, code_form.code.data)
-    except one_time_code.OneTimeCodeWrong as wrong:
+    except one_time_code.OneTimeCodeError as error:
         db.session.commit()
-        code_form.code.errors.append(_("Code incorrect. Il vous reste %(count)d essai(s).", count=wrong.attempts_left))
-        return _render("channel.html", wizard, 400, **context)
-    except one_time_code.OneTimeCodeExpired:
-        db.session.commit()
-        code_form.code.errors.append(_("Ce code a expiré. Demandez un nouveau code."))
-        return _render("channel.html", wizard, 400, **context)
-    except (one_time_code.OneTimeCodeExhausted, one_time_code.OneTimeCodeUsed):
-        db.session.commit()
-        code_form.code.errors.append(_("Trop d'essais avec ce code. Demandez un nouveau code."))
+        code_form.code.errors.append(code_refused_message(error))
         return _render("channel.html", wizard, 400, **context)
     db.session.commit()
     return redirect(url_for("flows.activation_other_means"), code=303)

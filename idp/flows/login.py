@@ -30,6 +30,13 @@ CODE_REFUSED_MESSAGES = {
 }
 
 
+def code_refused_message(error: one_time_code.OneTimeCodeError) -> str:
+    """What the patient reads when a one-time code is refused, on every page that asks for one."""
+    if isinstance(error, one_time_code.OneTimeCodeWrong):
+        return ngettext("Code incorrect. Il vous reste %(num)d essai.", "Code incorrect. Il vous reste %(num)d essais.", error.attempts_left)
+    return str(CODE_REFUSED_MESSAGES.get(type(error), CODE_REFUSED_MESSAGES[one_time_code.OneTimeCodeExhausted]))
+
+
 def safe_next(target: str | None) -> str:
     """Only paths on this server: never an open redirect.
 
@@ -147,15 +154,9 @@ def login_code() -> ResponseReturnValue:
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400 if request.method == "POST" else 200
     try:
         one_time_code.verify(challenge, form.code.data)
-    except one_time_code.OneTimeCodeWrong as wrong:
+    except one_time_code.OneTimeCodeError as error:
         db.session.commit()
-        form.code.errors.append(ngettext(
-            "Code incorrect. Il vous reste %(num)d essai.", "Code incorrect. Il vous reste %(num)d essais.", wrong.attempts_left
-        ))
-        return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
-    except (one_time_code.OneTimeCodeExhausted, one_time_code.OneTimeCodeExpired, one_time_code.OneTimeCodeUsed) as error:
-        db.session.commit()
-        form.code.errors.append(CODE_REFUSED_MESSAGES[type(error)])
+        form.code.errors.append(code_refused_message(error))
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
     accounts.mark_channel_verified(account, challenge.channel)
     amr = ["pwd", "otp", "sms", "mfa"] if challenge.channel == "sms" else ["pwd", "otp", "mfa"]  # RFC 8176 §2 values only
