@@ -163,6 +163,8 @@ def login_code() -> ResponseReturnValue:
     sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL)
     db.session.commit()
     session.pop("login", None)
+    if account.locale and "locale" not in session:
+        session["locale"] = account.locale  # the language this patient chose before, on any browser
     return redirect(pending.get("next") or url_for("flows.services"), code=303)
 
 

@@ -4,6 +4,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 from flask.typing import ResponseReturnValue
 
 from .. import account as accounts, sso_session
+from ..extensions import db
 from . import blueprint
 from .login import safe_next
 
@@ -24,7 +25,10 @@ def services() -> ResponseReturnValue:
 
 @blueprint.get("/language/<code>")
 def language(code: str) -> ResponseReturnValue:
-    """Remember the chosen language for this browser and go back where the patient was."""
+    """Remember the chosen language for this browser, and on the account when logged in."""
     if code in current_app.config["LANGUAGES"]:
         session["locale"] = code
+        if current := sso_session.current():
+            accounts.get(current.account_id).locale = code
+            db.session.commit()
     return redirect(safe_next(request.args.get("next", "")), code=303)

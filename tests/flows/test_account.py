@@ -83,3 +83,12 @@ def test_log_out_elsewhere_ends_the_other_sessions(app, client, patients, logged
     assert post(client, "/account/sessions/logout-elsewhere", page="/account/sessions").status_code == 303
     assert "/login" in other.get("/account").headers["Location"]
     assert client.get("/account").status_code == 200
+
+
+def test_chosen_language_is_remembered_on_the_account(app, client, patients, logged_in):
+    assert client.get("/language/de?next=/account").status_code == 303
+    db.session.refresh(logged_in.account)
+    assert logged_in.account.locale == "de"
+    other = app.test_client()
+    type(patients)(app, other).login(logged_in)
+    assert '<html lang="de">' in other.get("/account").get_data(as_text=True)
