@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from fpdf import FPDF
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, clock, matricule as matricule_rules
+from .cgu_acceptance import FONT_DIRECTORY
 from .cli_output import emit
 from .extensions import db
 
@@ -146,3 +148,104 @@ def issue_command(matricules: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
     db.session.commit()
     emit(issued, as_json, lambda rows: "\n".join(f"{r['matricule']} {r['activation_code']} (expires {r['expires_at']:%Y-%m-%d})" for r in rows))
+
+
+def _pending_accounts(matricules: tuple[str, ...]) -> tuple[list[accounts.Account], list[str]]:
+    """The pending accounts of ``matricules``, and one problem line per unknown or active one."""
+    found, problems = [], []
+    for value in matricules:
+        account = accounts.find_by_matricule(value)
+        if account is None:
+            problems.append(f"{matricule_rules.mask(value)}: unknown matricule")
+        elif account.is_active:
+            problems.append(f"{matricule_rules.mask(value)}: account already active")
+        else:
+            found.append(account)
+    return found, problems
+
+
+LETTER_STEPS = [
+    "Rendez-vous sur {portal} et choisissez « J'active mon compte ».",
+    "Saisissez votre matricule et le code d'activation ci-dessus.",
+    "Acceptez les conditions d'utilisation et choisissez votre mot de passe.",
+    "Confirmez votre adresse e-mail ou votre numéro de portable avec le code reçu.",
+]
+
+
+def letters_pdf(letters: list[tuple[accounts.Account, "ActivationLetter", str]]) -> bytes:
+    """One A4 page per patient: address block, code in large type, expiry, steps and helpdesk contacts."""
+    config = current_app.config
+    portal = config["ISSUER"].rstrip("/") + "/activation"
+    document = FPDF(format="A4")
+    document.set_title("Courriers d'activation eSanté")
+    document.set_auto_page_break(False)
+    document.add_font("DejaVu", "", str(FONT_DIRECTORY / "DejaVuSans.ttf"))
+    document.add_font("DejaVu", "B", str(FONT_DIRECTORY / "DejaVuSans-Bold.ttf"))
+    document.add_font("DejaVuMono", "B", str(FONT_DIRECTORY / "DejaVuSansMono-Bold.ttf"))
+    for account, letter, code in letters:
+        document.add_page()
+        document.set_font("DejaVu", "B", 12)
+        document.cell(0, 6, "Plateforme eSanté Luxembourg", new_x="LMARGIN", new_y="NEXT")
+        # Recipient block where a windowed envelope shows it (right-hand side, about 5 cm from the top).
+        document.set_xy(110, 50)
+        document.set_font("DejaVu", "", 11)
+        recipient = "\n".join([account.display_name, *[line.strip() for line in (account.address or "").replace(",", "\n").splitlines() if line.strip()]])
+        document.multi_cell(85, 5.5, recipient, new_x="LMARGIN", new_y="NEXT")
+        document.set_y(100)
+        document.set_font("DejaVu", "B", 14)
+        document.cell(0, 8, "Votre code d'activation", new_x="LMARGIN", new_y="NEXT")
+        document.set_font("DejaVu", "", 10)
+        # Masked: a misdelivered letter must not carry both halves of the activation (matricule + code).
+        document.cell(0, 6, f"Matricule : {matricule_rules.mask(account.matricule)}", new_x="LMARGIN", new_y="NEXT")
+        document.ln(4)
+        document.set_font("DejaVuMono", "B", 28)
+        document.cell(0, 16, code, border=1, align="C", new_x="LMARGIN", new_y="NEXT")
+        document.ln(2)
+        document.set_font("DejaVu", "", 11)
+        document.multi_cell(0, 6, f"Ce code est valable jusqu'au {letter.expires_at:%d/%m/%Y}. Il annule tout code reçu précédemment.",
+                            new_x="LMARGIN", new_y="NEXT")
+        document.ln(6)
+        document.set_font("DejaVu", "B", 12)
+        document.cell(0, 7, "J'active mon compte", new_x="LMARGIN", new_y="NEXT")
+        document.set_font("DejaVu", "", 11)
+        for number, step in enumerate(LETTER_STEPS, start=1):
+            document.multi_cell(0, 6, f"{number}. {step.format(portal=portal)}", new_x="LMARGIN", new_y="NEXT")
+        document.ln(6)
+        document.set_font("DejaVu", "B", 12)
+        document.cell(0, 7, "Besoin d'aide ?", new_x="LMARGIN", new_y="NEXT")
+        document.set_font("DejaVu", "", 11)
+        document.multi_cell(0, 6, f"Helpdesk eSanté : {config['HELPDESK_PHONE']} – {config['HELPDESK_EMAIL']}\n"
+                                  "Ne communiquez jamais ce code par téléphone ou par e-mail, même au helpdesk.",
+                            new_x="LMARGIN", new_y="NEXT")
+    return bytes(document.output())
+
+
+@letters_cli.command("render")
+@click.argument("matricules", nargs=-1, required=True)
+@click.option("--output", "output", required=True, type=click.Path(dir_okay=False, writable=True), help="PDF file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def render_command(matricules: tuple[str, ...], output: str, as_json: bool) -> None:
+    """Issue a new letter for each pending patient and write them all, ready to print, to one PDF.
+
+    Each new code voids the patient's previous one. If any matricule is unknown or already
+    active, nothing is issued and no file is written.
+    """
+    found, problems = _pending_accounts(matricules)
+    if problems:
+        db.session.rollback()
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1)
+    letters = [(account, *issue(account)) for account in found]
+    try:
+        document = letters_pdf(letters)
+        with open(output, "wb") as target:
+            target.write(document)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    rows = [{"matricule": account.matricule, "activation_code": code, "expires_at": letter.expires_at, "page": page}
+            for page, (account, letter, code) in enumerate(letters, start=1)]
+    emit(rows, as_json, lambda items: f"{output}: {len(items)} page(s)\n"
+         + "\n".join(f"p.{r['page']} {r['matricule']} {r['activation_code']} (expires {r['expires_at']:%Y-%m-%d})" for r in items))

@@ -34,6 +34,12 @@ class ActionForm(FlaskForm):
     """A button that changes something: only the CSRF token."""
 
 
+class RejectRequestForm(FlaskForm):
+    """Closes a "Je n'ai pas de code d'activation" request without a letter."""
+
+    note = TextAreaField(_l("Motif du rejet (facultatif)"), validators=[Length(max=2000)])
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()

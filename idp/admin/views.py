@@ -1,17 +1,18 @@
-"""Admin pages: the client registry and the audit log, behind password + TOTP.
+"""Admin pages: the client registry, helpdesk requests and the audit log, behind password + TOTP.
 
 The admin session lives in the signed Flask session (``admin_id``) and ends after 15 idle
 minutes. Every change goes through :mod:`idp.client`, which audits it with the admin's name.
-Secrets are shown once, in the response to the change that made them, and never again.
+Secrets and activation codes are shown once, in the response to the change that made them,
+and never again.
 """
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
-from .. import admin_account, audit, client as clients, clock
+from .. import admin_account, audit, client as clients, clock, helpdesk_request
 from ..extensions import db, limiter
 from . import blueprint
-from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm
+from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm, RejectRequestForm
 
 IDLE_TIMEOUT_SECONDS = 15 * 60
 PUBLIC_ENDPOINTS = {"admin.login"}
@@ -200,3 +201,67 @@ def audit_events():
     name = request.args.get("name") or None
     return render_template("admin/audit.html", events=audit.recent(limit=200, name=name), name=name,
                            names=[event.value for event in audit.Event])
+
+
+REQUEST_STATUS_LABELS = {
+    helpdesk_request.RequestStatus.OPEN.value: _l("Ouverte"),
+    helpdesk_request.RequestStatus.LETTER_ISSUED.value: _l("Nouveau courrier émis"),
+    helpdesk_request.RequestStatus.REJECTED.value: _l("Rejetée"),
+}
+
+
+@blueprint.get("/requests")
+def helpdesk_requests():
+    """"Je n'ai pas de code d'activation" requests: the open ones, or all with ``?status=all``."""
+    status = request.args.get("status", helpdesk_request.RequestStatus.OPEN.value)
+    if status != "all" and status not in REQUEST_STATUS_LABELS:
+        status = helpdesk_request.RequestStatus.OPEN.value
+    rows = [helpdesk_request.view(item) for item in helpdesk_request.listing(None if status == "all" else status)]
+    return render_template("admin/requests.html", rows=rows, status=status, status_labels=REQUEST_STATUS_LABELS,
+                           reject_form=RejectRequestForm(formdata=None))
+
+
+def _existing_request(request_id: int) -> helpdesk_request.HelpdeskRequest:
+    found = helpdesk_request.get(request_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _resolve_request(found: helpdesk_request.HelpdeskRequest, *, issue_letter: bool, note: str | None) -> tuple[bool, str | None]:
+    """Resolve and commit; or flash why not, write nothing and return ``(False, None)``."""
+    try:
+        code = helpdesk_request.resolve(found, actor=_actor(), issue_letter=issue_letter, note=note)
+    except helpdesk_request.RequestNotOpen:
+        db.session.rollback()
+        flash(_("Cette demande a déjà été traitée : aucune modification."), "error")
+        return False, None
+    except helpdesk_request.NoMatchingPatient:
+        db.session.rollback()
+        flash(_("Aucun patient en attente d'activation ne correspond à cette demande (matricule, nom et date de "
+                "naissance) : aucun courrier n'a été émis. Vérifiez les informations ou rejetez la demande."), "error")
+        return False, None
+    db.session.commit()
+    return True, code
+
+
+@blueprint.post("/requests/<int:request_id>/issue-letter")
+def helpdesk_request_issue(request_id: int):
+    found = _existing_request(request_id)
+    done, code = _resolve_request(found, issue_letter=True, note=None)
+    if not done:
+        return redirect(url_for("admin.helpdesk_requests"), code=303)
+    return render_template("admin/request_letter.html", row=helpdesk_request.view(found), code=code)
+
+
+@blueprint.post("/requests/<int:request_id>/reject")
+def helpdesk_request_reject(request_id: int):
+    found = _existing_request(request_id)
+    form = RejectRequestForm()
+    if not form.validate_on_submit():
+        flash(_("Le motif du rejet est trop long (2000 caractères au plus)."), "error")
+        return redirect(url_for("admin.helpdesk_requests"), code=303)
+    done, _code = _resolve_request(found, issue_letter=False, note=(form.note.data or "").strip() or None)
+    if done:
+        flash(_("Demande n° %(id)s rejetée.", id=found.id))
+    return redirect(url_for("admin.helpdesk_requests"), code=303)

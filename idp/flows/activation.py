@@ -5,7 +5,7 @@ five numbered steps. The wizard's state is in :mod:`idp.activation`; this module
 forms, calls it and renders the result.
 """
 
-from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 
 from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
@@ -177,8 +177,6 @@ def activation_channel_resend():
         return response
     if not ResendForm().validate_on_submit():
         abort(400)
-    from flask import flash
-
     try:
         activation.resend_channel_code(wizard)
         flash(_("Un nouveau code vous a été envoyé."), "info")

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, scope_to_list
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, InvalidScopeError, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 
 from .. import account as accounts, claims, clock, consent, sso_session, token as tokens
-from ..extensions import csrf
+from ..extensions import csrf, db
 from . import blueprint, responses
 from .server import EndUser, authorization
 
@@ -75,8 +75,6 @@ def authorize():
         except CSRFError:
             abort(400)
         if decision != "allow":
-            from authlib.oauth2.rfc6749 import AccessDeniedError
-
             return _error_response(AccessDeniedError(redirect_uri=redirect_uri), params, response_mode)
         consent.grant(end_user.id, client.client_id, scope)
     elif not client.first_party and ("consent" in prompts or not consent.covers(end_user.id, client.client_id, scope)):
@@ -90,8 +88,6 @@ def authorize():
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
     session.pop("login_for", None)
-    from ..extensions import db
-
     db.session.commit()
     return responses.to_client(redirect_uri, {"code": code, "state": params.get("state")}, response_mode)
 

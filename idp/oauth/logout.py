@@ -5,7 +5,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 
-from .. import audit, client as clients, sso_session, token as tokens
+from .. import account as accounts, audit, client as clients, sso_session, token as tokens
 from ..extensions import csrf, db
 from . import blueprint
 
@@ -49,7 +49,5 @@ def logout():
 
 
 def _subject(session, client) -> str | None:
-    from .. import account as accounts
-
     account = accounts.get(session.account_id)
     return tokens.subject_for(account, client) if account else None
