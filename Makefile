@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # Use sudo for apt-get when not root (and sudo exists).
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
-.PHONY: help venv system-deps test run clean distclean services-start services-stop
+.PHONY: help venv system-deps test-tools test run clean distclean services-start services-stop
 
 help:
 	@echo "make venv         create .venv and install the package with its test extras"
@@ -45,7 +45,11 @@ $(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
 system-deps:
 	@scripts/system-deps.sh
 
-test: venv system-deps
+# axe-core (npm) for the accessibility tests, into the gitignored .test-tools/
+test-tools:
+	@scripts/install-axe.sh
+
+test: venv system-deps test-tools
 	@scripts/run-tests.sh $(PYTEST_ARGS)
 
 run: venv
