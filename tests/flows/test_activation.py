@@ -191,3 +191,26 @@ def test_prompt_create_activates_then_returns_to_the_client_logged_in(client, wi
                         auth=(rp_client.client_id, rp_client.plain_secret))
     assert token.status_code == 200 and "id_token" in token.get_json()
     assert accounts.get(account.id).is_active
+
+
+def test_wizard_survives_a_reload_but_expires(wizard, pending):
+    account, code = pending
+    wizard.accept_cgu()
+    wizard.code(account.matricule, code)
+    assert wizard.client.get("/activation/password").status_code == 200
+    assert wizard.client.get("/activation/password").status_code == 200
+    clock.advance(timedelta(minutes=31))
+    expired = wizard.client.get("/activation/password")
+    assert expired.status_code == 410 and "a expiré" in expired.get_data(as_text=True)
+    db.session.refresh(account)
+    assert account.status == "pending" and activation_letter.current_letter(account) is not None
+
+
+def test_a_second_submission_of_the_last_step_activates_once(wizard, pending, client):
+    account, code = pending
+    wizard.run(account, code)
+    token = csrf_token(client.get("/activation/request").get_data(as_text=True))
+    again = client.post("/activation/other-means", data={"csrf_token": token})
+    assert again.status_code == 303 and again.headers["Location"].endswith("/activation/done")
+    names = [e.name for e in audit.recent(name="account:activated")]
+    assert names == ["account:activated"]
