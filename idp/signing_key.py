@@ -6,6 +6,7 @@ key per algorithm (RS256 is the OpenID Connect default, ES256 for clients that a
 signs, but its public half stays in the JWKS until every token it signed has expired.
 """
 
+import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -85,13 +86,24 @@ def _import_private(kid: str, pem: str, alg: str) -> jwk.Key:
 def published_keys() -> list[dict]:
     """Public keys for the JWKS endpoint: active ones and retired ones still needed for verification."""
     ensure_keys()
+    return [row.public_jwk for row in _published_rows()]
+
+
+def _published_rows() -> list[SigningKey]:
     now = clock.now()
     rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at.desc()))
-    return [row.public_jwk for row in rows if row.unpublish_after is None or row.unpublish_after > now]
+    return [row for row in rows if row.unpublish_after is None or row.unpublish_after > now]
 
 
 def verification_keys() -> jwk.KeySet:
-    return jwk.KeySet([jwk.import_key(key) for key in published_keys()])
+    """The published keys, for checking our own tokens (userinfo, introspection, logout): one query,
+    and each key parsed once per process (a kid never changes its key)."""
+    return jwk.KeySet([_import_public(row.kid, json.dumps(row.public_jwk, sort_keys=True)) for row in _published_rows()])
+
+
+@lru_cache(maxsize=32)
+def _import_public(kid: str, public_jwk: str) -> jwk.Key:
+    return jwk.import_key(json.loads(public_jwk))
 
 
 def rotate(actor: str = "cli") -> list[SigningKey]:

@@ -14,7 +14,7 @@ from ..extensions import db, limiter
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             NewPasswordForm, PasswordChangeForm)
-from .activation import PASSWORD_RULE_MESSAGES
+from .activation import add_rule_errors
 from .login import code_refused_message, mask_destination
 
 
@@ -32,9 +32,12 @@ def login_required(view):
     return wrapper
 
 
-def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
-    for rule in weak.rules:
-        (form.confirmation if rule == "confirmation_differs" else form.password).errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+def _own_challenge(session_key: str, purpose: str) -> one_time_code.OneTimeCode | None:
+    """The challenge this browser started for ``purpose`` on the logged-in account, if any."""
+    challenge = one_time_code.get(session.get(session_key))
+    if challenge is None or challenge.account_id != g.account.id or challenge.purpose != purpose:
+        return None
+    return challenge
 
 
 def password_error(form, error: Exception) -> None:
@@ -79,8 +82,8 @@ def account_contact():
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
 def account_contact_verify():
-    challenge = one_time_code.get(session.get("contact_change"))
-    if challenge is None or challenge.account_id != g.account.id or challenge.purpose != self_service.CONTACT_PURPOSE:
+    challenge = _own_challenge("contact_change", self_service.CONTACT_PURPOSE)
+    if challenge is None:
         return redirect(url_for("flows.account_contact"), code=303)
     form = CodeForm()
     destination = mask_destination(challenge.channel, challenge.destination)
@@ -124,8 +127,8 @@ def account_password():
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
 def account_password_verify():
-    challenge = one_time_code.get(session.get("password_change"))
-    if challenge is None or challenge.account_id != g.account.id or challenge.purpose != self_service.PASSWORD_PURPOSE:
+    challenge = _own_challenge("password_change", self_service.PASSWORD_PURPOSE)
+    if challenge is None:
         return redirect(url_for("flows.account_password"), code=303)
     form = NewPasswordForm()
     destination = mask_destination(challenge.channel, challenge.destination)

@@ -36,6 +36,12 @@ STEP_ENDPOINTS = {
 }
 
 
+def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
+    """Each broken password rule under the field it concerns (wizard, password change, reset)."""
+    for rule in weak.rules:
+        (form.confirmation if rule == "confirmation_differs" else form.password).errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+
+
 def _render(template: str, wizard, status: int = 200, **context):
     return render_template(f"flows/activation/{template}", wizard=wizard, **context), status
 
@@ -122,9 +128,7 @@ def activation_password():
     try:
         activation.submit_password(wizard, form.password.data, form.confirmation.data)
     except credential.PasswordTooWeak as weak:
-        for rule in weak.rules:
-            target = form.confirmation if rule == "confirmation_differs" else form.password
-            target.errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+        add_rule_errors(form, weak)
         return _render("password.html", wizard, 400, form=form, back=BackForm())
     db.session.commit()
     return redirect(url_for("flows.activation_channel"), code=303)

@@ -1,29 +1,11 @@
 """The patient's login in a real browser (Debian Chromium), as the guide shows it:
 Connexion → PATIENT → Matricule & Mot de passe → code by SMS → "Mes services eSanté"."""
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-from idp import messaging
-from idp.extensions import db
-from tests.support.browser import LiveServer, screenshot
-
-
-@pytest.fixture
-def live_server(app):
-    server = LiveServer(app)
-    app.config["ISSUER"] = server.url
-    yield server
-    server.stop()
-
-
-def last_code_sent_to(number: str) -> str:
-    """Read the outbox from the test thread: end this thread's transaction to see the server's commits."""
-    db.session.rollback()
-    message = messaging.outbox_messages(number)[-1]
-    return re.search(r"\b(\d{6})\b", message.body).group(1)
+from tests.browser.conftest import last_code_sent_to
+from tests.support.browser import screenshot
 
 
 def test_patient_logs_in_with_matricule_password_and_sms_code(page, live_server, patients):
