@@ -39,7 +39,7 @@ $(VENV_PY):
 # Re-install only when the package metadata changes.
 $(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
 	@$(PIP) install -q --upgrade pip
-	@$(PIP) install -q -e '.[test]'
+	@$(PIP) install -q -e '.[test,sandbox]'
 	@touch $@
 
 system-deps:
