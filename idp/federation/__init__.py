@@ -1,0 +1,24 @@
+"""Upstream identity: MyGuichet (SAML) and LuxTrust, as a service provider; sandbox stand-ins for development.
+
+``upstream`` is the connector interface and registry, ``saml`` the python3-saml service provider,
+``views`` the SAML endpoints (``/saml/<upstream>/...``) and the entry points, ``myguichet`` the
+national-identifier consent and the activation without a letter, ``luxtrust`` linking, login and
+step-up, ``identities`` the patient's settings page, ``sandbox`` the stand-in identity providers.
+"""
+
+from flask import Blueprint
+
+blueprint = Blueprint("federation", __name__)
+
+
+@blueprint.app_context_processor
+def _upstreams_for_templates() -> dict:
+    from . import upstream
+
+    def federation_enabled(name: str) -> bool:
+        return upstream.is_enabled(name)
+
+    return {"federation_enabled": federation_enabled}
+
+
+from . import identities, luxtrust, myguichet, views  # noqa: E402,F401  (routes)
