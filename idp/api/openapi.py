@@ -1,0 +1,147 @@
+"""``/openapi.json``: the OpenAPI 3.1 document of the delegation API, every response described."""
+
+from flask import current_app, jsonify
+
+from . import blueprint
+
+_JSON = "application/json"
+MATRICULE_PATTERN = "^[0-9]{11}([0-9]{2})?$"
+SCOPE_DESCRIPTIONS = {
+    "openid": "OpenID Connect sign-in.",
+    "delegations": "Manage the assistants of the record.",
+    "assisted_patients": "The patients one may act for (claim `assisted_patients`).",
+}
+
+
+def _error(description: str, codes: list[str], authenticate: bool = False) -> dict:
+    response = {
+        "description": description,
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}, "example": {"error": codes[0], "error_description": "…"}}},
+    }
+    if authenticate:
+        response["headers"] = {"WWW-Authenticate": {"$ref": "#/components/headers/WWW-Authenticate"}}
+    return response
+
+
+def _errors(*statuses: int) -> dict:
+    catalogue = {
+        400: _error("The request body is not valid (`invalid_request`).", ["invalid_request"]),
+        401: _error("No access token, or one that is invalid, expired or revoked (RFC 6750 §3.1), or a DPoP presentation "
+                    "that fails (`invalid_dpop_proof`, `use_dpop_nonce`; RFC 9449 §7.1).", ["invalid_token", "invalid_request"], True),
+        403: _error("The token lacks the `delegations` scope (`insufficient_scope`), or an assistant acts on an adult's record "
+                    "(`access_denied`).", ["insufficient_scope", "access_denied"], True),
+        404: _error("No patient has this matricule, or the record has no such assistant (`not_found`).", ["not_found"]),
+        409: _error("This patient is already an assistant of the record (`conflict`).", ["conflict"]),
+        429: _error("Too many look-ups from this address; retry later (`too_many_requests`).", ["too_many_requests"]),
+    }
+    return {str(status): catalogue[status] for status in statuses}
+
+
+def document() -> dict:
+    issuer = current_app.config["ISSUER"]
+    security = [{"bearer": []}, {"oauth2": ["delegations"]}]
+    matricule = {"type": "string", "pattern": MATRICULE_PATTERN, "examples": ["1893120105732"],
+                 "description": "The assistant's exact matricule, 11 or 13 digits. One whose check digits fail matches no one (404)."}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eSanté IdP — Assistants DSP",
+            "version": "1.0.0",
+            "description": "Manage the Assistants DSP of the patient record an access token is for (its `sub`). The owner manages "
+                           "the assistants; an assistant acting for the patient (a token with `act`) does so only on a minor's record. "
+                           "Subjects are as the calling client sees them; names are masked (initial + family name).",
+        },
+        "servers": [{"url": issuer}],
+        "security": security,
+        "paths": {
+            "/api/v1/delegations": {
+                "get": {
+                    "operationId": "listDelegations",
+                    "summary": "The assistants in force on the record.",
+                    "responses": {
+                        "200": {"description": "The delegations in force, oldest first.", "content": {_JSON: {"schema": {
+                            "type": "object", "required": ["delegations"], "additionalProperties": False,
+                            "properties": {"delegations": {"type": "array", "items": {"$ref": "#/components/schemas/Delegation"}}}}}}},
+                        **_errors(401, 403),
+                    },
+                },
+                "post": {
+                    "operationId": "addDelegation",
+                    "summary": "Make a patient an assistant of the record.",
+                    "requestBody": {"required": True, "content": {_JSON: {"schema": {"$ref": "#/components/schemas/NewDelegation"}}}},
+                    "responses": {
+                        "201": {"description": "The delegation made. On a minor's record it ends the day before the 18th birthday.",
+                                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Delegation"}}}},
+                        **_errors(400, 401, 403, 404, 409, 429),
+                    },
+                },
+            },
+            "/api/v1/delegations/lookup": {
+                "post": {
+                    "operationId": "lookupAssistant",
+                    "summary": "Find a patient by exact matricule; only a masked name is returned. Rate-limited and audited.",
+                    "requestBody": {"required": True, "content": {_JSON: {"schema": {
+                        "type": "object", "required": ["matricule"], "additionalProperties": False, "properties": {"matricule": matricule}}}}},
+                    "responses": {
+                        "200": {"description": "The patient's masked name.", "content": {_JSON: {"schema": {
+                            "type": "object", "required": ["display_name"], "additionalProperties": False,
+                            "properties": {"display_name": {"type": "string", "examples": ["H. Doe"]}}}}}},
+                        **_errors(400, 401, 403, 404, 429),
+                    },
+                },
+            },
+            "/api/v1/delegations/{id}": {
+                "delete": {
+                    "operationId": "removeDelegation",
+                    "summary": "End a delegation now; every token issued under it is revoked at once.",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"204": {"description": "Ended."}, **_errors(401, 403, 404)},
+                },
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "An access token issued by this server with the `delegations` scope (RFC 6750, RFC 9068). "
+                                          "A DPoP-bound one is presented as `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1)."},
+                "oauth2": {"type": "oauth2", "flows": {"authorizationCode": {
+                    "authorizationUrl": issuer + "/authorize", "tokenUrl": issuer + "/token",
+                    "scopes": SCOPE_DESCRIPTIONS}}},
+            },
+            "headers": {
+                "WWW-Authenticate": {"description": "RFC 6750 §3 challenge, e.g. `Bearer realm=\"…\", error=\"invalid_token\"`.",
+                                     "schema": {"type": "string"}},
+            },
+            "schemas": {
+                "Party": {"type": "object", "required": ["sub", "display_name"], "additionalProperties": False, "properties": {
+                    "sub": {"type": "string", "description": "The patient's `sub` as the calling client sees it."},
+                    "display_name": {"type": "string", "description": "Initial + family name.", "examples": ["H. Doe"]}}},
+                "Delegation": {"type": "object", "additionalProperties": False,
+                               "required": ["id", "type", "role", "owner", "assistant", "created_at", "valid_until"], "properties": {
+                                   "id": {"type": "string"},
+                                   "type": {"type": "string", "enum": ["assistant_dsp"]},
+                                   "role": {"type": ["string", "null"]},
+                                   "owner": {"$ref": "#/components/schemas/Party"},
+                                   "assistant": {"$ref": "#/components/schemas/Party"},
+                                   "created_at": {"type": "string", "format": "date-time"},
+                                   "valid_until": {"type": ["string", "null"], "format": "date",
+                                                   "description": "Last day the delegation is in force, if any."}}},
+                "NewDelegation": {"type": "object", "required": ["matricule"], "additionalProperties": False, "properties": {
+                    "matricule": matricule,
+                    "type": {"type": "string", "enum": ["assistant_dsp"], "default": "assistant_dsp"},
+                    "role": {"type": ["string", "null"], "maxLength": 100},
+                    "valid_until": {"type": ["string", "null"], "format": "date", "description": "Last day, today or later."}}},
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string"}, "error_description": {"type": "string"}}},
+            },
+        },
+    }
+
+
+
+
+@blueprint.get("/openapi.json")
+def openapi_document():
+    response = jsonify(document())
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
