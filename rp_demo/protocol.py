@@ -1,0 +1,106 @@
+"""What every demo relying party needs from the provider: discovery, its keys, token exchange.
+
+The viewer, MyDSP and the DSP API each talk to the provider only through these standard
+documents, as an outside integrator would (README, "Integrating a relying party").
+"""
+
+import threading
+from typing import Any
+
+import requests
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
+TIMEOUT = 10
+ALGORITHMS = ["RS256", "ES256"]
+
+
+class ProviderError(Exception):
+    """The provider's metadata or keys could not be used."""
+
+
+class InvalidToken(Exception):
+    """A token failed verification; the message says which check (RFC 6750 ``invalid_token``)."""
+
+
+def discover(issuer: str) -> dict[str, Any]:
+    """The provider's metadata; its ``issuer`` must be the one configured (Discovery §4.3)."""
+    try:
+        response = requests.get(issuer.rstrip("/") + "/.well-known/openid-configuration", timeout=TIMEOUT)
+        response.raise_for_status()
+        metadata = response.json()
+    except (requests.RequestException, ValueError) as error:
+        raise ProviderError(f"discovery at {issuer} failed: {error}") from None
+    if metadata.get("issuer") != issuer:
+        raise ProviderError(f"discovery names issuer {metadata.get('issuer')!r}, expected {issuer!r}")
+    return metadata
+
+
+class ProviderKeys:
+    """The provider's JWKS, fetched once and again only when a token names an unknown ``kid``."""
+
+    def __init__(self, jwks_uri: str):
+        self.jwks_uri = jwks_uri
+        self._keys: KeySet | None = None
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> KeySet:
+        try:
+            response = requests.get(self.jwks_uri, timeout=TIMEOUT)
+            response.raise_for_status()
+            return KeySet.import_key_set(response.json())
+        except (requests.RequestException, ValueError, JoseError) as error:
+            raise ProviderError(f"JWKS at {self.jwks_uri} unusable: {error}") from None
+
+    def key_set(self, kid: str | None) -> KeySet:
+        with self._lock:
+            if self._keys is None or (kid and not any(key.kid == kid for key in self._keys.keys)):
+                self._keys = self._fetch()
+            return self._keys
+
+    def verify(self, token: str, *, typ: str | None = None) -> jwt.Token:
+        """Signature (RS256/ES256 only) and, when given, the ``typ`` header (RFC 9068 §4)."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError) as error:
+            raise InvalidToken(f"not a JWT: {error}") from None
+        if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
+            raise InvalidToken(f"typ must be {typ}")
+        try:
+            return jwt.decode(token, self.key_set(header.get("kid")), algorithms=ALGORITHMS)
+        except (JoseError, ValueError) as error:
+            raise InvalidToken(f"signature: {error}") from None
+
+
+def validate_claims(claims: dict[str, Any], *, issuer: str, audience: str, leeway: int = 30) -> None:
+    """``iss`` exact, ``aud`` containing ``audience``, ``exp`` required and in the future."""
+    registry = jwt.JWTClaimsRegistry(
+        leeway=leeway,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        exp={"essential": True},
+        sub={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as error:
+        raise InvalidToken(f"claims: {error}") from None
+
+
+def token_exchange_parameters(subject_token: str, requested_subject: str, audience: str | None = None) -> dict[str, str]:
+    """RFC 8693 §2.1 request: act for ``requested_subject`` with our own access token.
+
+    Without ``audience`` the token carries every audience the client is registered for.
+    """
+    parameters = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": subject_token,
+        "subject_token_type": ACCESS_TOKEN_TYPE,
+        "requested_subject": requested_subject,
+    }
+    if audience:
+        parameters["audience"] = audience
+    return parameters

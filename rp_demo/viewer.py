@@ -1,0 +1,448 @@
+"""The DSP viewer: the demo web relying party (``python -m rp_demo.viewer``), in French like the DSP.
+
+A confidential client on Authlib's Flask integration: discovery, authorization code with PKCE
+(S256) and nonce, the ID token checked against the provider's JWKS, ``iss`` in the response
+(RFC 9207), refresh tokens, RP-initiated logout. Its pages follow the guide's DSP screenshots:
+the record (Synthèse / Ligne de vie / Vue documentaire / Traçabilité) comes from the DSP API,
+the "Assistants" panel from the provider's delegation API, and "Accéder aux autres dossiers
+patient" opens a child's record with a token exchange (RFC 8693).
+
+Tokens stay on the server (a per-visit store keyed by a random id in the signed cookie): they
+do not fit a cookie, and a browser has no business holding them.
+"""
+
+import argparse
+import secrets
+import threading
+import time
+from datetime import date, datetime
+from typing import Any, Mapping
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from joserfc.errors import JoseError
+from werkzeug.serving import run_simple
+
+from .protocol import TIMEOUT, ProviderError, discover, token_exchange_parameters
+
+SCOPE = "openid profile offline_access delegations assisted_patients"
+REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
+TABS = {
+    "synthese": "Synthèse",
+    "ligne-de-vie": "Ligne de vie",
+    "documents": "Vue documentaire",
+    "tracabilite": "Traçabilité",
+}
+API_ERRORS = {
+    "not_found": "Aucun patient ne correspond à ce numéro assuré.",
+    "invalid_request": "Numéro assuré invalide : il compte 11 ou 13 chiffres.",
+    "conflict": "Cette personne est déjà assistant de ce dossier.",
+    "access_denied": "Vous ne pouvez pas gérer les assistants de ce dossier.",
+}
+
+
+blueprint = Blueprint("viewer", __name__)
+
+
+class SessionExpired(Exception):
+    """The patient's own tokens can no longer be renewed: a new login is needed."""
+
+
+class RecordClosed(Exception):
+    """The delegation behind the open record ended; carries that record's name."""
+
+
+class Visits:
+    """Server-side state of each logged-in visit (tokens, patient, open record).
+
+    A visit never logged out is forgotten after ``MAX_AGE``, the provider's longest SSO session.
+    """
+
+    MAX_AGE = 12 * 3600
+
+    def __init__(self) -> None:
+        self._visits: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, state: dict[str, Any]) -> str:
+        visit_id = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._lock:
+            for stale in [key for key, visit in self._visits.items() if visit["started_at"] < now - self.MAX_AGE]:
+                del self._visits[stale]
+            self._visits[visit_id] = {**state, "started_at": now}
+        return visit_id
+
+    def get(self, visit_id: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            return self._visits.get(visit_id) if visit_id else None
+
+    def end(self, visit_id: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            return self._visits.pop(visit_id, None) if visit_id else None
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """``ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET``, ``PUBLIC_URL`` (this app), ``DSP_API_URL``."""
+    app = Flask(__name__, template_folder="templates/viewer", static_folder="static")
+    app.config.update(
+        ISSUER="http://127.0.0.1:5000",
+        CLIENT_ID="dsp-viewer",
+        CLIENT_SECRET="dsp-viewer-demo-secret",
+        PUBLIC_URL="http://127.0.0.1:5001",
+        DSP_API_URL="http://127.0.0.1:5002",
+        SECRET_KEY=secrets.token_urlsafe(32),
+        # The provider shares the host 127.0.0.1 (cookies ignore ports): keep our cookie apart.
+        SESSION_COOKIE_NAME="dsp_viewer_session",
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.config.update(config or {})
+    CSRFProtect(app)
+    oauth = OAuth(app)
+    oauth.register(
+        "esante",
+        client_id=app.config["CLIENT_ID"],
+        client_secret=app.config["CLIENT_SECRET"],
+        server_metadata_url=app.config["ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "token_endpoint_auth_method": "client_secret_basic"},
+    )
+    app.extensions["dsp_viewer"] = {"visits": Visits(), "metadata": None}
+    app.register_blueprint(blueprint)
+    app.register_error_handler(SessionExpired, lambda error: _end_visit_and_login())
+    app.register_error_handler(RecordClosed, _record_closed)
+    app.register_error_handler(CSRFError, lambda error: (render_template(
+        "error.html", title="Formulaire expiré", error="csrf", description="Le formulaire a expiré : veuillez réessayer."), 400))
+    app.register_error_handler(requests.RequestException, _service_unavailable)
+    app.register_error_handler(ProviderError, _service_unavailable)
+    app.add_template_filter(lambda timestamp: datetime.fromtimestamp(timestamp).strftime("%d/%m/%Y %H:%M:%S"), "viewer_datetime")
+    return app
+
+
+def _service_unavailable(error: Exception):
+    """The provider or the DSP API did not answer as expected: say so instead of a 500."""
+    current_app.logger.warning("service unavailable: %s", error)
+    return render_template("error.html", title="Service indisponible", error="temporarily_unavailable",
+                           description="Un service eSanté ne répond pas. Veuillez réessayer dans quelques instants."), 503
+
+
+# --- the provider and its tokens ---------------------------------------------------------------
+
+
+def _client():
+    return current_app.extensions["authlib.integrations.flask_client"].esante
+
+
+def _metadata() -> dict[str, Any]:
+    """Discovery, once: its ``issuer`` must be ours (Discovery §4.3) before anything is trusted."""
+    state = current_app.extensions["dsp_viewer"]
+    if state["metadata"] is None:
+        state["metadata"] = discover(current_app.config["ISSUER"])
+    return state["metadata"]
+
+
+def _visits() -> Visits:
+    return current_app.extensions["dsp_viewer"]["visits"]
+
+
+def _visit() -> dict[str, Any] | None:
+    return _visits().get(session.get("visit"))
+
+
+def _expiring(token: Mapping[str, Any]) -> bool:
+    return token.get("expires_at", 0) - REFRESH_MARGIN <= time.time()
+
+
+def _own_token(visit: dict[str, Any]) -> str:
+    """The patient's access token, renewed with the refresh token when it is about to expire."""
+    if _expiring(visit["token"]):
+        try:
+            renewed = _client().fetch_access_token(grant_type="refresh_token", refresh_token=visit["token"]["refresh_token"])
+        except (AuthlibBaseError, KeyError, requests.RequestException) as error:
+            current_app.logger.info("refresh failed: %s", error)
+            raise SessionExpired() from None
+        visit["id_token"] = renewed.get("id_token") or visit["id_token"]
+        visit["token"] = renewed
+    return visit["token"]["access_token"]
+
+
+def _record_token(visit: dict[str, Any]) -> str:
+    """The token for the open record: ours, or one from a token exchange, redone when it expires.
+
+    A refused exchange means the delegation ended: the record closes, and the patient is back
+    on their own.
+    """
+    record = visit.get("record")
+    if record is None:
+        return _own_token(visit)
+    if _expiring(record["token"]):
+        try:
+            record["token"] = _exchange(visit, record["sub"])
+        except AuthlibBaseError as error:
+            current_app.logger.info("token exchange refused: %s", error)
+            visit["record"] = None
+            raise RecordClosed(record["name"]) from None
+    return record["token"]["access_token"]
+
+
+def _exchange(visit: dict[str, Any], patient_sub: str) -> dict[str, Any]:
+    """RFC 8693: our own access token for one naming the patient as subject and us as actor.
+
+    No ``audience``: the record's pages use the token at the DSP API, at the provider's
+    delegation API (the child's assistants) and at its userinfo (the child's name and age).
+    """
+    parameters = token_exchange_parameters(_own_token(visit), patient_sub)
+    # scope="" keeps Authlib from adding the login's scope: the provider picks the delegated one.
+    return _client().fetch_access_token(**parameters, scope="")
+
+
+def _userinfo(visit: dict[str, Any]) -> dict[str, Any]:
+    """Fresh claims: ``assisted_patients`` changes whenever someone adds or removes us."""
+    claims = _client().userinfo(token={"access_token": _own_token(visit), "token_type": "Bearer"})
+    if claims.get("sub") != visit["user"]["sub"]:  # Core §5.3.2
+        raise ProviderError("userinfo names another patient")
+    return dict(claims)
+
+
+def _call(method: str, url: str, token: str, **kwargs) -> requests.Response:
+    return requests.request(method, url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT, **kwargs)
+
+
+def _delegations_url(*path: str) -> str:
+    return "/".join([current_app.config["ISSUER"].rstrip("/"), "api/v1/delegations", *path])
+
+
+def _record_closed(error: RecordClosed):
+    flash(f"Votre accès au dossier de {error} a pris fin : vous êtes revenu à votre dossier.", "error")
+    return redirect(url_for("viewer.record"))
+
+
+def _end_visit_and_login():
+    _visits().end(session.pop("visit", None))
+    flash("Votre session a expiré : veuillez vous reconnecter.", "info")
+    return redirect(url_for("viewer.home"))
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def age_in_years(birthdate: str | None, today: date | None = None) -> int | None:
+    if not birthdate:
+        return None
+    born, today = date.fromisoformat(birthdate), today or date.today()
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+@blueprint.app_context_processor
+def shared():
+    return {"age_in_years": age_in_years, "tabs": TABS, "helpdesk": "(+352) 27 12 50 18 33"}
+
+
+@blueprint.get("/")
+def home():
+    if request.args.get("state"):
+        try:
+            _client().validate_logout_response()
+        except AuthlibBaseError:
+            return render_template("error.html", error="invalid_state", description="Retour de déconnexion inattendu."), 400
+        flash("Vous êtes déconnecté du DSP et de votre compte eSanté.", "info")
+        return redirect(url_for("viewer.home"))
+    if _visit() is not None:
+        return redirect(url_for("viewer.record"))
+    return render_template("home.html")
+
+
+@blueprint.get("/login")
+def login():
+    _metadata()
+    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback")
+
+
+@blueprint.get("/callback")
+def callback():
+    metadata = _metadata()
+    if request.args.get("error"):
+        return render_template("error.html", error=request.args["error"],
+                               description=request.args.get("error_description")), 400
+    if metadata.get("authorization_response_iss_parameter_supported") and request.args.get("iss") != metadata["issuer"]:
+        return render_template("error.html", error="invalid_issuer", description="Réponse d'un autre émetteur."), 400
+    try:
+        token = _client().authorize_access_token()
+    except AuthlibBaseError as error:
+        return render_template("error.html", error=error.error or "invalid_response", description=error.description or None), 400
+    except JoseError as error:  # the ID token's signature or claims (Core §3.1.3.7)
+        current_app.logger.warning("ID token refused: %s", error)
+        return render_template("error.html", error="invalid_id_token", description="Jeton d'identité invalide."), 400
+    if "userinfo" not in token:  # Authlib sets it once the ID token is verified
+        return render_template("error.html", error="invalid_response", description="Aucun jeton d'identité reçu."), 400
+    identity = dict(token.pop("userinfo"))
+    visit = {"token": token, "id_token": token["id_token"], "user": {"sub": identity["sub"]}, "record": None}
+    claims = _client().userinfo(token=token)
+    if claims.get("sub") != identity["sub"]:
+        raise ProviderError("userinfo names another patient")
+    visit["user"].update(name=claims.get("name"), birthdate=claims.get("birthdate"))
+    _visits().end(session.pop("visit", None))
+    session["visit"] = _visits().start(visit)
+    return redirect(url_for("viewer.record"))
+
+
+@blueprint.get("/dossier")
+def record():
+    visit = _visit()
+    if visit is None:
+        return redirect(url_for("viewer.home"))
+    tab = request.args.get("onglet", "synthese")
+    if tab not in TABS:
+        abort(404)
+    return _render_record(visit, tab)
+
+
+@blueprint.post("/assistants/recherche")
+def search_assistant():
+    visit = _require_visit()
+    matricule = "".join(request.form.get("matricule", "").split())
+    response = _call("POST", _delegations_url("lookup"), _record_token(visit), json={"matricule": matricule})
+    if response.status_code != 200:
+        flash(_api_error(response), "error")
+        return _render_record(visit, "synthese", adding={"matricule": matricule})
+    return _render_record(visit, "synthese", adding={"matricule": matricule, "display_name": response.json()["display_name"]})
+
+
+@blueprint.post("/assistants")
+def add_assistant():
+    visit = _require_visit()
+    body = {"matricule": request.form.get("matricule", ""), "type": request.form.get("type", ""),
+            "role": request.form.get("role", "").strip() or None, "valid_until": None}
+    response = _call("POST", _delegations_url(), _record_token(visit), json=body)
+    if response.status_code != 201:
+        flash(_api_error(response), "error")
+    else:
+        flash(f"{response.json()['assistant']['display_name']} est maintenant assistant DSP de ce dossier.", "success")
+    return redirect(url_for("viewer.record"))
+
+
+@blueprint.post("/assistants/<delegation_id>/retirer")
+def remove_assistant(delegation_id: str):
+    visit = _require_visit()
+    if not delegation_id.isalnum():  # it becomes a path segment of the provider's API
+        abort(404)
+    response = _call("DELETE", _delegations_url(delegation_id), _record_token(visit))
+    if response.status_code == 204:
+        flash("L'assistant a été retiré de ce dossier.", "success")
+    else:
+        flash(_api_error(response), "error")
+    return redirect(url_for("viewer.record"))
+
+
+@blueprint.get("/dossiers")
+def records():
+    visit = _require_visit()
+    assisted = _userinfo(visit).get("assisted_patients", [])
+    return render_template("records.html", visit=visit, assisted=assisted)
+
+
+@blueprint.post("/dossiers/ouvrir")
+def open_record():
+    visit = _require_visit()
+    wanted = request.form.get("sub", "")
+    if wanted == visit["user"]["sub"]:
+        visit["record"] = None
+        return redirect(url_for("viewer.record"))
+    patient = next((p for p in _userinfo(visit).get("assisted_patients", []) if p.get("sub") == wanted), None)
+    if patient is None:
+        flash("Vous n'êtes pas assistant DSP de ce dossier.", "error")
+        return redirect(url_for("viewer.records"))
+    try:
+        token = _exchange(visit, wanted)
+    except AuthlibBaseError as error:
+        current_app.logger.info("token exchange refused: %s", error)
+        flash("L'accès à ce dossier a été refusé par eSanté.", "error")
+        return redirect(url_for("viewer.records"))
+    claims = _client().userinfo(token={"access_token": token["access_token"], "token_type": "Bearer"})
+    if claims.get("sub") != wanted:  # Core §5.3.2: the profile must be the record's
+        raise ProviderError("userinfo names another patient")
+    visit["record"] = {"sub": wanted, "name": claims.get("name") or patient.get("name"),
+                       "birthdate": claims.get("birthdate"), "token": token}
+    return redirect(url_for("viewer.record"))
+
+
+@blueprint.post("/logout")
+def logout():
+    """RP-Initiated Logout 1.0 §2, after revoking our refresh token (RFC 7009): both sessions end."""
+    visit = _visits().end(session.pop("visit", None))
+    if visit is None:
+        return redirect(url_for("viewer.home"))
+    metadata = _metadata()
+    refresh_token = visit["token"].get("refresh_token")
+    if refresh_token and metadata.get("revocation_endpoint"):
+        try:
+            requests.post(metadata["revocation_endpoint"], data={"token": refresh_token, "token_type_hint": "refresh_token"},
+                          auth=(current_app.config["CLIENT_ID"], current_app.config["CLIENT_SECRET"]), timeout=TIMEOUT)
+        except requests.RequestException as error:
+            current_app.logger.warning("refresh token not revoked: %s", error)
+    return _client().logout_redirect(post_logout_redirect_uri=current_app.config["PUBLIC_URL"].rstrip("/") + "/",
+                                     id_token_hint=visit["id_token"])
+
+
+def _require_visit() -> dict[str, Any]:
+    visit = _visit()
+    if visit is None:
+        raise SessionExpired()
+    return visit
+
+
+def _api_error(response: requests.Response) -> str:
+    try:
+        code = response.json().get("error")
+    except ValueError:
+        code = None
+    return API_ERRORS.get(code, f"Le service eSanté a refusé la demande ({response.status_code}).")
+
+
+def _render_record(visit: dict[str, Any], tab: str, adding: dict[str, Any] | None = None):
+    token = _record_token(visit)
+    api = current_app.config["DSP_API_URL"].rstrip("/")
+    record = _call("GET", api + "/v1/record", token)
+    record.raise_for_status()
+    accesses = []
+    if tab == "tracabilite":
+        trail = _call("GET", api + "/v1/record/accesses", token)
+        trail.raise_for_status()
+        accesses = trail.json()["accesses"]
+    assistants = None
+    if tab == "synthese":
+        listed = _call("GET", _delegations_url(), token)
+        assistants = listed.json()["delegations"] if listed.status_code == 200 else None
+    owner = visit["record"] or visit["user"]
+    return render_template(
+        "record.html", visit=visit, owner=owner, tab=tab, documents=record.json()["documents"], accesses=accesses,
+        assistants=assistants, adding=adding if adding is not None else ({} if request.args.get("ajouter") else None),
+        actor_names=_actor_names(visit),
+    )
+
+
+def _actor_names(visit: dict[str, Any]) -> dict[str, str]:
+    """The trail names people by ``sub``; we know our own name, the rest stay anonymous."""
+    return {visit["user"]["sub"]: visit["user"].get("name") or "vous"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rp_demo.viewer", description="The demo DSP viewer (web relying party).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--issuer", default="http://127.0.0.1:5000")
+    parser.add_argument("--client-id", default="dsp-viewer")
+    parser.add_argument("--client-secret", default="dsp-viewer-demo-secret")
+    parser.add_argument("--dsp-api", default="http://127.0.0.1:5002", help="the DSP API's URL (also its audience)")
+    arguments = parser.parse_args(argv)
+    app = create_app({
+        "ISSUER": arguments.issuer, "CLIENT_ID": arguments.client_id, "CLIENT_SECRET": arguments.client_secret,
+        "PUBLIC_URL": f"http://{arguments.host}:{arguments.port}", "DSP_API_URL": arguments.dsp_api,
+    })
+    run_simple(arguments.host, arguments.port, app, threaded=True)
+
+
+if __name__ == "__main__":
+    main()
