@@ -13,13 +13,15 @@ PYTEST_ARGS ?=
 # Use sudo for apt-get when not root (and sudo exists).
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
-.PHONY: help venv system-deps test-tools test run clean distclean services-start services-stop
+.PHONY: help venv system-deps test-tools test fuzz run bench clean distclean services-start services-stop
 
 help:
 	@echo "make venv         create .venv and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages (chromium, redis, postgresql, ...)"
 	@echo "make test         run pytest against throwaway PostgreSQL + Redis (PYTEST_ARGS=...)"
-	@echo "make run          migrate, seed demo data and start the app"
+	@echo "make fuzz         the fuzz tests (marker fuzz) with 20x the examples of make test (several minutes)"
+	@echo "make run          migrate, seed demo data and start the demo (IdP, DSP viewer, DSP API, sandboxes)"
+	@echo "make bench        benchmark on gunicorn + PostgreSQL + Redis (BENCH_ARGS=...), a few minutes"
 	@echo "make clean        stop test services, remove caches and artifacts (distclean: + .venv)"
 
 venv: $(STAMP)
@@ -52,10 +54,21 @@ test-tools:
 test: venv system-deps test-tools
 	@scripts/run-tests.sh $(PYTEST_ARGS)
 
+# The same fuzz tests `make test` runs bounded (tests marked fuzz), far longer (tests/security/fuzzing.py).
+fuzz: venv system-deps
+	@IDP_FUZZ=1 scripts/run-tests.sh -m fuzz $(PYTEST_ARGS) tests
+
+# The whole demo (rp_demo/launcher.py): migrate, seed, then the IdP (:5000), DSP viewer (:5001),
+# DSP API (:5002) and the MyGuichet/LuxTrust sandboxes (:5010, :5011); Ctrl-C stops them all.
 run: venv
-	$(VENV)/bin/idp db upgrade
-	$(VENV)/bin/idp demo seed
-	$(VENV)/bin/idp run --host 127.0.0.1 --port 5000
+	$(VENV_PY) -m rp_demo.launcher
+
+# Benchmark (bench/run.py): its own PostgreSQL, Redis and gunicorn on loopback; results in
+# bench/results/. Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
+BENCH_DURATION ?= 8
+BENCH_ARGS ?=
+bench: venv system-deps
+	@timeout 900 $(VENV_PY) -m bench.run --duration $(BENCH_DURATION) $(BENCH_ARGS)
 
 # Manual use: start the services and print the env lines, e.g. eval "$(make -s services-start)"
 services-start:

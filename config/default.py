@@ -31,6 +31,13 @@ SECRET_KEY = None
 # Salt for pairwise subject identifiers (text; OpenID Connect Core §8.1); generated like
 # SECRET_KEY. Changing it changes every pairwise ``sub``: never change it once clients use them.
 PAIRWISE_SALT = None
+# Key-encryption keys that seal the private signing keys in the database (text: one or more
+# secrets of >= 32 characters, comma-separated; the first seals, all open). Generated like
+# SECRET_KEY when unset; in production set it (or KEY_ENCRYPTION_KEYS_FILE, a file holding the
+# same text) outside the database and its backups. Rotation: prepend a new secret, run
+# ``idp keys rewrap``, then remove the old one.
+KEY_ENCRYPTION_KEYS = None
+KEY_ENCRYPTION_KEYS_FILE = None
 
 # Messaging. "outbox" keeps messages in the database (``idp outbox list``).
 MAIL_BACKEND = "outbox"  # "outbox" | "smtp"
@@ -51,6 +58,7 @@ SMS_TIMEOUT = 10
 ONE_TIME_CODE_TTL = 300  # seconds; never more than 600
 ONE_TIME_CODE_MAX_ATTEMPTS = 5  # wrong entries before a new code is needed
 ONE_TIME_CODE_RESEND_COOLDOWN = 30  # seconds between two sends
+ONE_TIME_CODE_DAILY_FAILURES = 20  # wrong codes per account and 24 hours, all resends together
 
 # Activation letters.
 ACTIVATION_CODE_TTL_DAYS = 90
@@ -73,11 +81,35 @@ RATE_LIMIT_LOGIN = "20 per minute"
 RATE_LIMIT_ONE_TIME_CODE = "20 per minute"
 RATE_LIMIT_TOKEN = "600 per minute"
 RATE_LIMIT_ACTIVATION = "20 per minute"  # activation code and "no activation code" requests
+# When Redis (REDIS_URL) is unreachable, the per-IP limits fall back to each instance's memory:
+# they keep holding (per instance) and logins keep working; they return to Redis once it answers.
+RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+
+# Request size bounds, refused before parsing (413, 414, 431), in bytes. The body bound covers
+# every form and JSON document (a signed SAML response is the largest legitimate one) and any
+# JWT posted in them; Werkzeug also bounds each field and the number of fields of multipart
+# forms. The URL bound covers ``id_token_hint`` and other GET parameters, the header bound
+# bearer tokens and DPoP proofs.
+MAX_CONTENT_LENGTH = 256 * 1024
+MAX_FORM_MEMORY_SIZE = 64 * 1024
+MAX_FORM_PARTS = 100
+MAX_URL_LENGTH = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+# Seconds a client is told to wait (``Retry-After``) when the database is unreachable (503).
+DATABASE_UNAVAILABLE_RETRY_AFTER = 30
 
 # Single sign-on sessions (server-side; the cookie holds only a random id).
 SSO_COOKIE_NAME = "esante_sso"
 SSO_IDLE_TIMEOUT = 30 * 60
 SSO_ABSOLUTE_TIMEOUT = 12 * 60 * 60
+
+# Assistants DSP: exact-matricule look-ups of an assistant (account pages and the delegation
+# API), per IP (Flask-Limiter syntax). Each look-up tells whether a matricule exists.
+RATE_LIMIT_DELEGATION_LOOKUP = "10 per minute"
+
+# Audit log retention in days: ``idp audit purge`` (run it daily) deletes older events. At least
+# 1096 days (3 years, EHDS Art. 9); the command refuses less.
+AUDIT_RETENTION_DAYS = 1096
 
 # Token lifetimes, in seconds.
 AUTHORIZATION_CODE_TTL = 60
@@ -90,9 +122,29 @@ REFRESH_TOKEN_ABSOLUTE_TTL = 90 * 24 * 3600
 # after their last use (at least the longest token lifetime).
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
 SIGNING_KEY_RETENTION = 24 * 3600
+# Seconds each worker keeps the signing and verification keys it read (0: read them on every
+# token). After ``idp keys rotate`` other instances sign with the new keys within this delay;
+# tokens verify throughout (retired keys stay published, unknown kids are looked up at once).
+SIGNING_KEY_CACHE_SECONDS = 5
+# Back-channel logout (seconds): per-request timeout, first retry delay (doubling, capped at an
+# hour), and how long a relying party that does not answer is retried before giving up.
+BACKCHANNEL_LOGOUT_TIMEOUT = 2
+BACKCHANNEL_LOGOUT_BACKOFF = 30
+BACKCHANNEL_LOGOUT_RETRY_FOR = 24 * 3600
 
 # PKCE (RFC 7636) is required for every client unless turned off here; S256 only.
 PKCE_REQUIRED_FOR_ALL_CLIENTS = True
+# Pushed authorization requests (RFC 9126): a request_uri's lifetime until the browser brings it
+# (seconds), how long that browser may come back with it (login, one-time code, consent), and
+# whether every client must push (otherwise per client: require_pushed_authorization_requests).
+PAR_TTL = 90
+PAR_FLOW_TTL = 1800
+PAR_REQUIRED_FOR_ALL_CLIENTS = False
+# DPoP (RFC 9449): how far a proof's iat may be from now (seconds), how long a server nonce
+# lives, and whether proofs must carry one (§8; prevents proofs made in advance).
+DPOP_PROOF_MAX_AGE = 60
+DPOP_NONCE_LIFETIME = 300
+DPOP_NONCE_REQUIRED = False
 
 # Languages of the pages; the first is the default.
 LANGUAGES = ["fr", "de", "en"]
@@ -110,3 +162,66 @@ SERVICES = [
 # ``idp demo seed``: the client secret of the demo DSP viewer (client id "dsp-viewer"). The demo
 # refuses to run on an https issuer, so this known secret never reaches a real deployment.
 DEMO_DSP_VIEWER_SECRET = "dsp-viewer-demo-secret"
+# Where the demo relying parties run (``python -m rp_demo.launcher``, ``make run``): the DSP
+# viewer's base URL (its redirect and post-logout URIs) and the DSP API's identifier, the
+# audience its access tokens must carry (RFC 9068 §3).
+DEMO_DSP_VIEWER_URL = "http://127.0.0.1:5001"
+DEMO_DSP_API_AUDIENCE = "http://127.0.0.1:5002"
+# Development only: the page /dev/outbox lists the outbox's messages (the demo's one-time
+# codes). It needs both messaging backends on "outbox"; an https issuer refuses to start with it.
+DEMO_OUTBOX_PAGE = False
+
+# Federation (idp/federation/): upstream identity providers patients may log in or activate with.
+# "enabled": False turns every upstream off (the buttons disappear; password login stays).
+# "sp_key_file"/"sp_cert_file" (text paths): our SAML service provider's signing key and
+# certificate; ``None`` generates them on first start into ``<instance>/saml/`` (mode 0600).
+# Several instances must share them: set both paths in production.
+# Each upstream: "protocol" ("saml"), "label", "metadata_url" (the upstream's SAML metadata, fetched
+# lazily and cached "metadata_cache_seconds"), "attributes" (our vocabulary -> the upstream's
+# SAML attribute names: OID URIs for the LDAP ones, e.g. urn:oid:2.5.4.42 givenName), "acr" (the level assumed when the assertion names no eIDAS level),
+# "amr_by_device" (value of the "device" attribute -> RFC 8176 amr), "allow_unsolicited"
+# (IdP-initiated responses), "step_up" (may raise a session's level of assurance).
+# The defaults point at the sandbox stand-ins (``idp sandbox run myguichet|luxtrust``);
+# production points at the real metadata instead.
+FEDERATION = {
+    "enabled": True,
+    "sp_key_file": None,
+    "sp_cert_file": None,
+    "metadata_cache_seconds": 3600,
+    "upstreams": {
+        "myguichet": {
+            "protocol": "saml",
+            "label": "MyGuichet.lu",
+            "metadata_url": "http://127.0.0.1:5010/saml/metadata",
+            "attributes": {"national_id": "nationalIdentifier", "given_name": "urn:oid:2.5.4.42", "family_name": "urn:oid:2.5.4.4",
+                           "email": "urn:oid:0.9.2342.19200300.100.1.3", "phone": "mobile", "device": "authnDevice"},
+            "acr": "http://eidas.europa.eu/LoA/substantial",
+            "amr_by_device": {"token": "hwk", "mobile": "hwk", "smartcard": "sc", "eid": "sc"},
+            "allow_unsolicited": True,
+            "step_up": False,
+        },
+        "luxtrust": {
+            "protocol": "saml",
+            "label": "LuxTrust",
+            "metadata_url": "http://127.0.0.1:5011/saml/metadata",
+            "attributes": {"given_name": "urn:oid:2.5.4.42", "family_name": "urn:oid:2.5.4.4", "device": "authnDevice"},
+            "acr": "http://eidas.europa.eu/LoA/substantial",
+            "amr_by_device": {"token": "hwk", "mobile": "hwk", "smartcard": "sc", "eid": "sc"},
+            "allow_unsolicited": False,
+            "step_up": True,
+        },
+    },
+}
+
+# Operations (``idp/observability.py``). Logs go to standard error, one JSON object a line
+# ("json") or plain text ("text"), with the request id; passwords, codes, tokens and full
+# matricules are masked. ACCESS_LOG logs one line per request (health probes at DEBUG only).
+LOG_FORMAT = "json"  # "json" | "text"
+LOG_LEVEL = "INFO"
+ACCESS_LOG = True
+# Who may read /metrics (Prometheus): client addresses in these networks; others get 404.
+METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+# Number of reverse proxies / load balancers in front of the instances whose X-Forwarded-For,
+# -Proto, -Host and -Port headers are trusted (client address for rate limits, audit and logs).
+# 0 when clients connect directly; never more than the proxies really there (spoofing).
+TRUSTED_PROXY_COUNT = 0

@@ -1,6 +1,6 @@
 """Example production settings: copy, adapt, and name the copy in ``IDP_CONFIG``.
 
-    IDP_CONFIG=/etc/esante-idp/production.py gunicorn --workers 4 'idp:create_app()'
+    IDP_CONFIG=/etc/esante-idp/production.py gunicorn -c /usr/share/esante-idp/config/gunicorn.conf.py
 
 Order of precedence: ``config/default.py`` (every setting documented there), then this file,
 then ``IDP_*`` environment variables. Secrets are not written here: they come from the
@@ -32,6 +32,15 @@ ISSUER = "https://idp.esante.lu"
 # secret store. Never change PAIRWISE_SALT: it would change every pairwise ``sub``.
 SECRET_KEY = _from_environment("SECRET_KEY")
 PAIRWISE_SALT = _from_environment("PAIRWISE_SALT")
+# The key-encryption keys that seal the private signing keys in the database: never in the
+# database or its backups. One or more secrets of >= 32 characters, comma-separated, the newest
+# first (rotation: prepend, ``idp keys rewrap``, drop the old). ``KEY_ENCRYPTION_KEYS_FILE``
+# names a file holding the same text instead, for secrets mounted as files.
+KEY_ENCRYPTION_KEYS = _from_environment("KEY_ENCRYPTION_KEYS")
+
+# One load balancer in front of the instances: trust its X-Forwarded-For / -Proto, so that rate
+# limits, the audit log and the logs see the patient's address, not the balancer's.
+TRUSTED_PROXY_COUNT = 1
 
 # --- storage ------------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings.load(app, config)
 
     from .extensions import babel, csrf, db, limiter, migrate
+    from . import observability
 
+    observability.init_app(app)  # first: its request hooks time and log everything after them
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.resource_path("migrations")))
     babel.init_app(app, locale_selector=_select_locale)
@@ -21,19 +23,28 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
 
     from . import models  # noqa: F401  (every table, for Alembic and relationships)
-    from . import sso_session
+    from . import known_device, sso_session
     from .admin import blueprint as admin_blueprint
+    from .api import blueprint as api_blueprint
+    from .federation import blueprint as federation_blueprint
+    from .flows import assistants, trail  # noqa: F401  (their routes join the flows blueprint)
     from .flows import blueprint as flows_blueprint
     from .oauth import blueprint as oauth_blueprint, server
 
     server.init_app(app)
     app.register_blueprint(oauth_blueprint)
     app.register_blueprint(flows_blueprint)
+    app.register_blueprint(api_blueprint)
     app.register_blueprint(admin_blueprint, url_prefix="/admin")
+    app.register_blueprint(federation_blueprint)
+    from .flows import dev_outbox
+
+    dev_outbox.init_app(app)
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
     app.after_request(sso_session.write_cookie)
+    app.after_request(known_device.write_cookie)
     app.after_request(_security_headers)
 
     from .cli import register_commands
@@ -55,10 +66,17 @@ def _select_locale() -> str:
 
 
 def _security_headers(response):
+    """Every page: no inline script, no framing, no referrer, not cached (they carry CSRF tokens
+    and personal data); HSTS whenever the provider is served over https."""
+    from flask import current_app
+
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    if current_app.config["ISSUER"].startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
     if response.mimetype == "text/html":
         headers.setdefault("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cache-Control", "no-store")
     return response

@@ -4,24 +4,37 @@ Every security-relevant event goes through :func:`record` with a name from :clas
 (``source:action`` tags, as Warehouse does). Rows are never updated or deleted by the
 application: the ORM refuses it, row by row and in bulk statements, and on PostgreSQL a trigger
 (migration ``0001``) refuses ``UPDATE`` and ``DELETE`` from any connection, raw SQL included.
+The one exception is the retention job (:func:`purge`), which deletes what is past retention.
 """
 
+import csv
 import enum
-from datetime import datetime
+import io
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import has_request_context, request
-from sqlalchemy import JSON, DateTime, Integer, String, event, select
+import click
+from flask import current_app, has_request_context, request
+from flask.cli import AppGroup
+from sqlalchemy import JSON, DateTime, Integer, String, delete, event, select, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from . import clock
+from .cli_output import emit
 from .extensions import db
+
+# EHDS (EU 2025/327) Art. 9: a patient-visible access log kept at least 3 years; 1096 days
+# cover three years whatever the leap days.
+RETENTION_MINIMUM_DAYS = 1096
+_RETENTION_PURGE = "audit_retention_purge"
 
 
 class Event(str, enum.Enum):
     LOGIN_PASSWORD_OK = "login:password_ok"
     LOGIN_PASSWORD_FAILED = "login:password_failed"
     LOGIN_LOCKED = "login:locked"
+    NEW_DEVICE_LOGIN = "login:new_device"
     LOGIN_SUCCEEDED = "login:succeeded"
     LOGIN_UNKNOWN_MATRICULE = "login:unknown_matricule"
     ONE_TIME_CODE_SENT = "one_time_code:sent"
@@ -30,6 +43,8 @@ class Event(str, enum.Enum):
     ONE_TIME_CODE_EXHAUSTED = "one_time_code:exhausted"
     SESSION_ENDED = "session:ended"
     LOGOUT = "session:logout"
+    BACKCHANNEL_LOGOUT_DELIVERED = "session:backchannel_logout_delivered"
+    BACKCHANNEL_LOGOUT_ABANDONED = "session:backchannel_logout_abandoned"
     CONSENT_GRANTED = "consent:granted"
     CONSENT_REVOKED = "consent:revoked"
     AUTHORIZATION_CODE_ISSUED = "authorization:code_issued"
@@ -52,6 +67,8 @@ class Event(str, enum.Enum):
     ACTIVATION_PASSWORD_SET = "activation:password_set"
     ACTIVATION_CHANNEL_VERIFIED = "activation:channel_verified"
     ACCOUNT_ACTIVATED = "account:activated"
+    ACCOUNT_DISABLED = "account:disabled"
+    ACCOUNT_ENABLED = "account:enabled"
     CONTACT_CHANGED = "account:contact_changed"
     CHANNEL_PREFERENCE_CHANGED = "account:channel_preference_changed"
     PASSWORD_CHANGED = "account:password_changed"
@@ -66,6 +83,26 @@ class Event(str, enum.Enum):
     ADMIN_CREATED = "admin:created"
     SIGNING_KEY_CREATED = "signing_key:created"
     SIGNING_KEY_RETIRED = "signing_key:retired"
+    DELEGATION_LOOKUP = "delegation:lookup"
+    DELEGATION_GRANTED = "delegation:granted"
+    DELEGATION_REVOKED = "delegation:revoked"
+    DELEGATION_ENDED = "delegation:ended"
+    DELEGATED_CONSENT_GRANTED = "delegation:consent_granted"
+    DELEGATED_TOKEN_ISSUED = "delegation:token_issued"
+    PATIENT_SELECTED = "delegation:patient_selected"
+    TRAIL_EXPORTED = "audit:trail_exported"
+    AUDIT_PURGED = "audit:purged"
+    FEDERATED_IDENTITY_LINKED = "federation:identity_linked"
+    FEDERATED_IDENTITY_UNLINKED = "federation:identity_unlinked"
+    FEDERATED_LOGIN_STARTED = "federation:login_started"
+    FEDERATED_RESPONSE_REJECTED = "federation:response_rejected"
+    FEDERATED_UNKNOWN_IDENTITY = "federation:unknown_identity"
+    FEDERATED_UPSTREAM_UNAVAILABLE = "federation:upstream_unavailable"
+    FEDERATED_LOGOUT = "federation:logout"
+    STEP_UP_REFUSED = "federation:step_up_refused"
+    NATIONAL_ID_CONSENT_GIVEN = "national_id_consent:given"
+    NATIONAL_ID_CONSENT_REVOKED = "national_id_consent:revoked"
+    SIGNING_KEY_REWRAPPED = "signing_key:rewrapped"
 
 
 class AuditEvent(db.Model):
@@ -95,6 +132,8 @@ def _refuse_change(mapper, connection, target) -> None:
 def _refuse_bulk_change(state: ORMExecuteState) -> None:
     """``update(AuditEvent)`` / ``delete(...)`` statements skip the per-row hooks above."""
     if (state.is_update or state.is_delete) and state.statement.table.name == AuditEvent.__tablename__:
+        if state.is_delete and state.execution_options.get(_RETENTION_PURGE):
+            return  # :func:`purge`, the retention job, and nothing else
         raise AuditLogIsAppendOnly("audit events are never changed or deleted")
 
 
@@ -130,8 +169,95 @@ def events_for(account_id: int, limit: int = 200) -> list[AuditEvent]:
     return list(db.session.scalars(query))
 
 
+def trail(account_id: int, *, since: datetime | None = None, before: datetime | None = None,
+          assistant_id: int | None = None) -> list[AuditEvent]:
+    """One patient's trail ("Traçabilité"), newest first: optionally a period and one assistant's doings."""
+    query = select(AuditEvent).where(AuditEvent.account_id == account_id).order_by(AuditEvent.id.desc())
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    if before is not None:
+        query = query.where(AuditEvent.occurred_at < before)
+    events = db.session.scalars(query)
+    if assistant_id is None:
+        return list(events)
+    return [entry for entry in events if (entry.details or {}).get("assistant_id") == assistant_id]
+
+
+ADMIN_TRAIL_FIELDS = ["occurred_at", "event", "client_id", "actor", "assistant_id", "ip_address", "details"]
+
+
+def trail_rows(events: list[AuditEvent], *, with_ip_address: bool) -> list[dict]:
+    """The trail as plain rows, the same for the patient's and the admin's CSV and JSON exports."""
+    rows = []
+    for entry in events:
+        details = dict(entry.details or {})
+        row = {
+            "occurred_at": entry.occurred_at.isoformat(timespec="seconds") + "Z",
+            "event": entry.name,
+            "client_id": entry.client_id,
+            "actor": entry.actor,
+            "assistant_id": details.pop("assistant_id", None),
+            "details": details,
+        }
+        if with_ip_address:
+            row["ip_address"] = entry.ip_address
+        rows.append(row)
+    return rows
+
+
+def serialize_trail(rows: list[dict], kind: str, fields: list[str]) -> tuple[str, str]:
+    """``(body, mimetype)`` of a trail export: JSON, or CSV (UTF-8 with a BOM, for spreadsheets)."""
+    if kind == "json":
+        return json.dumps({"events": rows}, ensure_ascii=False, indent=2), "application/json"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "details": json.dumps(row.get("details") or {}, ensure_ascii=False, sort_keys=True)})
+    return "\ufeff" + buffer.getvalue(), "text/csv"
+
+
 def recent(limit: int = 100, name: str | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if name:
         query = query.where(AuditEvent.name == name)
     return list(db.session.scalars(query))
+
+
+class RetentionTooShort(ValueError):
+    pass
+
+
+def purge(retention_days: int) -> int:
+    """Delete the events older than ``retention_days``: the only deletion the log allows.
+
+    On PostgreSQL the append-only trigger lets a DELETE through only in a transaction flagged
+    ``idp.audit_purge`` and only for rows past the 3-year minimum (migration ``0004``).
+    """
+    if retention_days < RETENTION_MINIMUM_DAYS:
+        raise RetentionTooShort(f"the audit log is kept at least {RETENTION_MINIMUM_DAYS} days (3 years)")
+    cutoff = clock.now() - timedelta(days=retention_days)
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT set_config('idp.audit_purge', 'on', true)"))
+    deleted = db.session.execute(
+        delete(AuditEvent).where(AuditEvent.occurred_at < cutoff), execution_options={_RETENTION_PURGE: True}
+    ).rowcount or 0
+    record(Event.AUDIT_PURGED, actor="retention", before=cutoff.isoformat(timespec="seconds") + "Z", deleted=deleted,
+           retention_days=retention_days)
+    return deleted
+
+
+audit_cli = AppGroup("audit", help="The audit log.")
+
+
+@audit_cli.command("purge")
+@click.option("--retention-days", type=int, default=None, help="Keep this many days (default: AUDIT_RETENTION_DAYS).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def purge_command(retention_days: int | None, as_json: bool) -> None:
+    """Delete audit events older than the retention period (at least 3 years). Run daily."""
+    try:
+        deleted = purge(retention_days if retention_days is not None else current_app.config["AUDIT_RETENTION_DAYS"])
+    except RetentionTooShort as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    emit({"deleted": deleted}, as_json, lambda result: f"{result['deleted']} audit event(s) deleted")

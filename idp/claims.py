@@ -10,7 +10,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
 
-from . import clock
+from . import clock, delegation as delegations
 from .account import Account
 from .client import Client
 
@@ -19,8 +19,13 @@ SCOPE_CLAIMS = {
     "email": ["email", "email_verified"],
     "phone": ["phone_number", "phone_number_verified"],
     "matricule": ["matricule"],
+    # The patients this person may act for, each with the ``sub`` the client knows them by:
+    # the relying party offers them to pick from (userinfo and ID token alike).
+    "assisted_patients": ["assisted_patients"],
 }
-CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+# Claims only a granted scope releases, not the client's registration alone.
+GRANTED_SCOPE_ONLY = {"matricule", "assisted_patients"}
+CLAIMS_SUPPORTED = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid", "act", "may_act",
                     *[claim for claims in SCOPE_CLAIMS.values() for claim in claims]]
 _CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
 
@@ -35,7 +40,7 @@ def parse_claims_request(text: str | None) -> dict | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser follows
         raise InvalidClaimsRequest("claims is not valid JSON") from None
     if not isinstance(value, dict) or set(value) - {"userinfo", "id_token"}:
         raise InvalidClaimsRequest("claims must be an object with userinfo and/or id_token members")
@@ -76,7 +81,7 @@ def requested_releasable(client: Client, scope: str, claims_request: dict | None
 
 def _may_release(name: str, client: Client, granted: set[str]) -> bool:
     covering = _CLAIM_SCOPE.get(name)
-    return bool(covering) and client.allows_scope(covering) and (covering != "matricule" or "matricule" in granted)
+    return bool(covering) and client.allows_scope(covering) and (covering not in GRANTED_SCOPE_ONLY or covering in granted)
 
 
 def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
@@ -91,5 +96,9 @@ def release(account: Account, client: Client, scope: str, claims_request: dict |
             if client.allows_scope(scope_name):
                 names += SCOPE_CLAIMS.get(scope_name, [])
     names += requested_releasable(client, scope, claims_request, target)
+    if "assisted_patients" in (scope_to_list(scope) or []) and client.allows_scope("assisted_patients"):
+        names.append("assisted_patients")
     values = claim_values(account)
+    if "assisted_patients" in names:
+        values["assisted_patients"] = delegations.assisted_patients(account, client)
     return {name: values[name] for name in dict.fromkeys(names) if values.get(name) is not None}

@@ -9,8 +9,10 @@ from flask.cli import FlaskGroup
 
 
 def register_commands(app: Flask) -> None:
-    from . import account, activation_letter, admin_account, demo, helpdesk_request, messaging, signing_key
+    from . import account, activation_letter, admin_account, audit, backchannel_logout, delegation, demo, helpdesk_request, messaging, signing_key
+    from . import account_suspension  # noqa: F401  (adds `idp patients disable|enable`)
     from .admin import clients_cli
+    from .federation.sandbox.cli import sandbox_cli
 
     for group in (
         account.patients_cli,
@@ -18,9 +20,13 @@ def register_commands(app: Flask) -> None:
         admin_account.admins_cli,
         messaging.outbox_cli,
         signing_key.keys_cli,
+        backchannel_logout.logout_cli,
         clients_cli.clients_cli,
         helpdesk_request.requests_cli,
         demo.demo_cli,
+        audit.audit_cli,
+        delegation.delegations_cli,
+        sandbox_cli,
     ):
         app.cli.add_command(group)
 

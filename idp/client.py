@@ -19,8 +19,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from . import audit, clock
 from .extensions import db
 
-SUPPORTED_SCOPES = ["openid", "profile", "email", "phone", "offline_access", "matricule"]
-SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
+# ``delegations``: manage the assistants of the record through /api/v1/delegations;
+# ``assisted_patients``: the claim listing the patients one may act for.
+SUPPORTED_SCOPES = ["openid", "profile", "email", "phone", "offline_access", "matricule", "delegations", "assisted_patients"]
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693, only for clients that list it
+SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE]
 SUPPORTED_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
 
@@ -132,10 +135,16 @@ def redirect_uri_matches(registered: str, requested: str, native: bool) -> bool:
         return True
     if not native:
         return False
-    reg, req = urlsplit(registered), urlsplit(requested)
+    try:
+        reg, req = urlsplit(registered), urlsplit(requested)
+        port = req.port
+    except ValueError:
+        return False  # not a URI at all (port out of range, broken IPv6 host)
     if reg.scheme != "http" or req.scheme != "http" or not _is_loopback_ip(reg.hostname):
         return False
-    return (reg.hostname, reg.path, reg.query) == (req.hostname, req.path, req.query) and req.port is not None
+    if "@" in req.netloc or "#" in requested:
+        return False  # only the port may vary: no userinfo, no fragment (RFC 6749 §3.1.2)
+    return (reg.hostname, reg.path, reg.query) == (req.hostname, req.path, req.query) and port is not None and port > 0
 
 
 def _is_loopback_ip(host: str | None) -> bool:

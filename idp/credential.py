@@ -6,14 +6,18 @@ count. After ``PASSWORD_MAX_FAILURES`` failures in a row the account is locked f
 lock that an attacker could use to keep a patient out, ASVS 6.1.1).
 """
 
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import NoReturn
 
 from flask import current_app
 from passlib.hash import argon2
 from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock, common_passwords
@@ -32,13 +36,27 @@ class PasswordCredential(db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class UnknownLoginThrottle(db.Model):
+    """Wrong passwords against matricules without a usable account, counted and locked exactly like
+    an account's, so that a lockout never tells which matricules have one (ASVS 5.0 §6.3.8).
+    The key is an HMAC of the matricule: the table does not list the matricules people tried."""
+
+    __tablename__ = "unknown_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class WrongPassword(Exception):
     """Wrong password, or no password set: callers show one message for both."""
 
 
 class AccountLocked(Exception):
-    def __init__(self, until: datetime):
+    def __init__(self, until: datetime, just_locked: bool = False):
         super().__init__(f"locked until {until.isoformat()}")
+        self.just_locked = just_locked  # this very failure locked it: the moment to tell the patient
         self.until = until
 
 
@@ -130,6 +148,38 @@ def locked_until(account: Account) -> datetime | None:
     return None
 
 
+def _count_failure(record: PasswordCredential | UnknownLoginThrottle, now: datetime) -> NoReturn:
+    """One more wrong password: lock with doubling backoff at the threshold."""
+    record.failed_attempts += 1
+    config = current_app.config
+    if record.failed_attempts >= config["PASSWORD_MAX_FAILURES"]:
+        seconds = config["PASSWORD_LOCKOUT_SECONDS"] * (2 ** min(record.lockouts, 6))
+        record.locked_until = now + timedelta(seconds=seconds)
+        record.lockouts += 1
+        record.failed_attempts = 0
+        raise AccountLocked(record.locked_until, just_locked=True)
+    raise WrongPassword()
+
+
+def refuse_without_account(matricule: str, password: str) -> NoReturn:
+    """A login for a matricule with no usable account: the same answers, timing and lockouts as a
+    wrong password for a real one. The caller commits."""
+    key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"unknown-login|{matricule}".encode(), hashlib.sha256).hexdigest()
+    record = db.session.get(UnknownLoginThrottle, key, with_for_update=True)
+    if record is None:
+        try:
+            with db.session.begin_nested():
+                record = UnknownLoginThrottle(key=key, failed_attempts=0, lockouts=0)
+                db.session.add(record)
+        except IntegrityError:  # a concurrent attempt created it first
+            record = db.session.get(UnknownLoginThrottle, key, with_for_update=True, populate_existing=True)
+    now = clock.now()
+    if record.locked_until and record.locked_until > now:
+        raise AccountLocked(record.locked_until)
+    burn_equal_time(password)
+    _count_failure(record, now)
+
+
 def verify_password(account: Account, password: str) -> None:
     """Check the password; count failures; raise :class:`WrongPassword` or :class:`AccountLocked`.
 
@@ -144,15 +194,7 @@ def verify_password(account: Account, password: str) -> None:
         raise AccountLocked(credential.locked_until)
     current = hasher()
     if not current.verify(password, credential.password_hash):
-        credential.failed_attempts += 1
-        config = current_app.config
-        if credential.failed_attempts >= config["PASSWORD_MAX_FAILURES"]:
-            seconds = config["PASSWORD_LOCKOUT_SECONDS"] * (2 ** min(credential.lockouts, 6))
-            credential.locked_until = now + timedelta(seconds=seconds)
-            credential.lockouts += 1
-            credential.failed_attempts = 0
-            raise AccountLocked(credential.locked_until)
-        raise WrongPassword()
+        _count_failure(credential, now)
     credential.failed_attempts = 0
     credential.lockouts = 0
     credential.locked_until = None

@@ -24,6 +24,9 @@ from .extensions import db
 DEMO_PASSWORD = "Sante-Demo-2026"
 DSP_VIEWER_ID = "dsp-viewer"
 MYDSP_ID = "mydsp"
+# Both demo apps manage a record's assistants and open the records their patient assists.
+DELEGATION_SCOPES = "delegations assisted_patients"
+DEMO_GRANT_TYPES = ["authorization_code", "refresh_token", clients.TOKEN_EXCHANGE]
 
 
 @dataclass(frozen=True)
@@ -127,22 +130,40 @@ def _activate_with_password(account: accounts.Account) -> None:
         credential.set_password(account, DEMO_PASSWORD)
 
 
+def _ensure(client_id: str, **registration: Any) -> tuple[clients.Client, bool]:
+    """Register a demo client, or bring an earlier seed's registration up to date."""
+    registered = clients.get_any(client_id)
+    if registered is None:
+        registered, _ = clients.create(client_id=client_id, actor="demo", **registration)
+        return registered, True
+    wanted = {key: value for key, value in registration.items() if key != "auth_method"}
+    wanted["extra_metadata"] = {**(registered.extra_metadata or {}), **wanted.get("extra_metadata", {})}
+    current = {key: getattr(registered, key) for key in wanted}
+    if current != wanted:
+        clients.update(registered, actor="demo", **wanted)
+    return registered, False
+
+
+def _dsp_api_audiences() -> dict[str, list[str]]:
+    """Access tokens for the DSP API name it in ``aud`` (RFC 9068 §3), as it requires."""
+    return {"access_token_audiences": [current_app.config["DEMO_DSP_API_AUDIENCE"]]}
+
+
 def _ensure_dsp_viewer() -> dict[str, Any]:
     """The DSP viewer web app: confidential and first-party, its secret from the settings."""
     secret = current_app.config["DEMO_DSP_VIEWER_SECRET"]
-    registered = clients.get_any(DSP_VIEWER_ID)
-    created = registered is None
-    if created:
-        registered, _ = clients.create(
-            client_id=DSP_VIEWER_ID,
-            name="DSP viewer (demo)",
-            redirect_uris=["http://127.0.0.1:5001/callback"],
-            post_logout_redirect_uris=["http://127.0.0.1:5001/"],
-            scope="openid profile email phone offline_access matricule",
-            auth_method="client_secret_basic",
-            first_party=True,
-            actor="demo",
-        )
+    viewer_url = current_app.config["DEMO_DSP_VIEWER_URL"].rstrip("/")
+    registered, created = _ensure(
+        DSP_VIEWER_ID,
+        name="DSP viewer (demo)",
+        redirect_uris=[f"{viewer_url}/callback"],
+        post_logout_redirect_uris=[f"{viewer_url}/"],
+        grant_types=DEMO_GRANT_TYPES,
+        scope=f"openid profile email phone offline_access matricule {DELEGATION_SCOPES}",
+        auth_method="client_secret_basic",
+        first_party=True,
+        extra_metadata=_dsp_api_audiences(),
+    )
     if not registered.check_client_secret(secret):
         # client.create and rotate_secret only make random secrets; the demo needs a known one.
         registered.client_secret_hash = clients._hash(secret)
@@ -152,17 +173,15 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
 
 def _ensure_mydsp() -> dict[str, Any]:
     """The MyDSP mobile app: a public native client (RFC 8252), any loopback port."""
-    registered = clients.get_any(MYDSP_ID)
-    created = registered is None
-    if created:
-        registered, _ = clients.create(
-            client_id=MYDSP_ID,
-            name="MyDSP (demo)",
-            redirect_uris=["http://127.0.0.1/callback"],
-            scope="openid profile offline_access",
-            auth_method="none",
-            actor="demo",
-        )
+    registered, created = _ensure(
+        MYDSP_ID,
+        name="MyDSP (demo)",
+        redirect_uris=["http://127.0.0.1/callback"],
+        grant_types=DEMO_GRANT_TYPES,
+        scope=f"openid profile offline_access {DELEGATION_SCOPES}",
+        auth_method="none",
+        extra_metadata=_dsp_api_audiences(),
+    )
     return _shown(registered, created)
 
 

@@ -21,4 +21,7 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+# Redis down: fall back to in-memory limits (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), not
+# ``swallow_errors``, which would let every request through unlimited. Per-instance counting is
+# weaker than shared counting but still bounds guessing, and logins keep working.
+limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)

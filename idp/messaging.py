@@ -15,10 +15,11 @@ import click
 import requests
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import clock
+from . import audit, clock
 from .cli_output import emit
 from .extensions import db
 
@@ -144,6 +145,16 @@ def send(channel: str, to: str, subject: str, body: str) -> None:
         sms_sender().send_sms(to, body)
     else:
         mailer().send_email(to, subject, body)
+
+
+def notify(channel: str, destination: str | None, text: str) -> None:
+    """Best effort: a notice that cannot be delivered must not undo the change it reports."""
+    if not destination:
+        return
+    try:
+        send(channel, destination, _("Votre compte eSanté"), text)
+    except MessageNotSent:
+        audit.record(audit.Event.NOTIFICATION_FAILED, channel=channel)
 
 
 def outbox_messages(to: str | None = None) -> list[OutboxMessage]:

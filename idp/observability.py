@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
 def _configure_logging(log_format: str, level: str) -> None:
     """One handler on the ``idp`` logger (app.logger and ``idp.*``), installed once per process."""
     logger = logging.getLogger("idp")
-    logger.setLevel(level)
+    logger.setLevel(level.upper())  # "info" as gunicorn spells it, or "INFO"
     handler = next((h for h in logger.handlers if isinstance(h, StandardErrorHandler)), None)
     if handler is None:
         handler = StandardErrorHandler()

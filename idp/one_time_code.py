@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, messaging
@@ -35,6 +35,8 @@ class OneTimeCode(db.Model):
     last_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     sends: Mapped[int] = mapped_column(Integer, default=0)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Every wrong entry, never reset by a resend: the account's daily budget counts these.
+    failures_total: Mapped[int] = mapped_column(Integer, default=0)
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
@@ -64,6 +66,10 @@ class OneTimeCodeUsed(OneTimeCodeError):
     pass
 
 
+class OneTimeCodeBlocked(OneTimeCodeError):
+    """The account used up its daily budget of wrong codes: no code is accepted until it renews."""
+
+
 class ResendTooSoon(OneTimeCodeError):
     def __init__(self, seconds: int):
         super().__init__(f"wait {seconds}s")
@@ -89,6 +95,7 @@ def start(account_id: int | None, purpose: str, channel: str, destination: str) 
         destination=destination,
         created_at=clock.now(),
         sends=0,
+        failures_total=0,
         failed_attempts=0,
     )
     db.session.add(challenge)
@@ -129,6 +136,18 @@ def send(challenge: OneTimeCode, *, respect_cooldown: bool = False) -> None:
     audit.record(audit.Event.ONE_TIME_CODE_SENT, account_id=challenge.account_id, channel=challenge.channel, purpose=challenge.purpose)
 
 
+def _failures_today(account_id: int) -> int:
+    """Wrong codes entered for the account in the last 24 hours, over all its challenges.
+
+    Per challenge, a resend gives five fresh tries; this bounds the guesses per account
+    whatever the number of resends or restarted logins (NIST SP 800-63B §5.2.2).
+    """
+    since = clock.now() - timedelta(hours=24)
+    total = db.session.scalar(select(func.coalesce(func.sum(OneTimeCode.failures_total), 0))
+                              .where(OneTimeCode.account_id == account_id, OneTimeCode.created_at > since))
+    return int(total)
+
+
 def verify(challenge: OneTimeCode, code: str) -> None:
     """Consume the code or raise; the caller commits either way (failures must count)."""
     if challenge.consumed_at:
@@ -139,9 +158,12 @@ def verify(challenge: OneTimeCode, code: str) -> None:
         raise OneTimeCodeExhausted()
     if challenge.expires_at is None or challenge.expires_at <= clock.now():
         raise OneTimeCodeExpired()
+    if challenge.account_id is not None and _failures_today(challenge.account_id) >= current_app.config["ONE_TIME_CODE_DAILY_FAILURES"]:
+        raise OneTimeCodeBlocked()
     candidate = "".join(ch for ch in (code or "") if ch.isdigit())
     if not hmac.compare_digest(_digest(challenge.id, candidate), challenge.code_hash):
         challenge.failed_attempts += 1
+        challenge.failures_total += 1
         left = current_app.config["ONE_TIME_CODE_MAX_ATTEMPTS"] - challenge.failed_attempts
         audit.record(audit.Event.ONE_TIME_CODE_FAILED, account_id=challenge.account_id, attempts_left=left)
         if left <= 0:

@@ -16,16 +16,6 @@ PASSWORD_PURPOSE = "password_change"
 RECOVERY_PURPOSE = "password_recovery"
 
 
-def notify(channel: str, destination: str | None, text: str) -> None:
-    """Best effort: a notice that cannot be delivered must not undo the change it reports."""
-    if not destination:
-        return
-    try:
-        messaging.send(channel, destination, _("Votre compte eSanté"), text)
-    except messaging.MessageNotSent:
-        audit.record(audit.Event.NOTIFICATION_FAILED, channel=channel)
-
-
 def start_contact_change(account: accounts.Account, channel: str, value: str, current_password: str) -> one_time_code.OneTimeCode:
     """Check the password, then send a code to the new value. Raises credential/activation errors."""
     credential.verify_password(account, current_password)
@@ -47,7 +37,7 @@ def finish_contact_change(account: accounts.Account, challenge: one_time_code.On
         notice = _("Le numéro de mobile de votre compte eSanté vient d'être modifié. Si vous n'êtes pas à l'origine de ce changement, contactez immédiatement le helpdesk.")
     else:
         notice = _("L'adresse e-mail de votre compte eSanté vient d'être modifiée. Si vous n'êtes pas à l'origine de ce changement, contactez immédiatement le helpdesk.")
-    notify(challenge.channel, old, notice)
+    messaging.notify(challenge.channel, old, notice)
 
 
 def start_password_change(account: accounts.Account, current_password: str) -> one_time_code.OneTimeCode:
@@ -91,7 +81,7 @@ def finish_recovery(challenge: one_time_code.OneTimeCode, code: str, password: s
     notice = _("Le mot de passe de votre compte eSanté vient d'être réinitialisé. Si vous n'êtes pas à l'origine de ce changement, contactez immédiatement le helpdesk.")
     for channel in account.channels():
         if channel != challenge.channel:
-            notify(channel, account.destination(channel), notice)
+            messaging.notify(channel, account.destination(channel), notice)
     return account
 
 

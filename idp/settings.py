@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from . import key_encryption
+
 CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
 INSTALLED_SHARE = Path(sys.prefix) / "share" / "esante-idp"
 ENVIRONMENT_PREFIX = "IDP"
@@ -25,9 +27,10 @@ ENVIRONMENT_PREFIX = "IDP"
 # variable sets them verbatim: JSON parsing would turn a password "12345" into a number.
 _TEXT_WITHOUT_DEFAULT = frozenset({
     "INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PAIRWISE_SALT",
+    "KEY_ENCRYPTION_KEYS", "KEY_ENCRYPTION_KEYS_FILE",
     "SMTP_USERNAME", "SMTP_PASSWORD", "SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN",
 })
-_GENERATED_SECRETS = ("SECRET_KEY", "PAIRWISE_SALT")
+_GENERATED_SECRETS = ("SECRET_KEY", "PAIRWISE_SALT", "KEY_ENCRYPTION_KEYS")
 _CHOICES = {
     "MAIL_BACKEND": ("outbox", "smtp"),
     "SMS_BACKEND": ("outbox", "http"),
@@ -95,9 +98,15 @@ def _derive(app: Flask) -> None:
         config["DATABASE_URL"] = "sqlite:///" + str(_private_database(Path(app.instance_path)))
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    if config.get("KEY_ENCRYPTION_KEYS_FILE") and not config.get("KEY_ENCRYPTION_KEYS"):
+        config["KEY_ENCRYPTION_KEYS"] = _read_secret_file(config["KEY_ENCRYPTION_KEYS_FILE"])
     missing = [name for name in _GENERATED_SECRETS if not config.get(name)]
     if missing:
         config.update(_instance_secrets(Path(app.instance_path), missing))
+    try:
+        key_encryption.parse_secrets(config["KEY_ENCRYPTION_KEYS"])
+    except ValueError as error:
+        raise InvalidSettings(str(error)) from None
     secure = config["ISSUER"].startswith("https://")
     config["SESSION_COOKIE_SECURE"] = secure
     config["SESSION_COOKIE_HTTPONLY"] = True
@@ -107,6 +116,16 @@ def _derive(app: Flask) -> None:
     config["RATELIMIT_STORAGE_URI"] = config.get("REDIS_URL") or "memory://"
     config["RATELIMIT_HEADERS_ENABLED"] = True
     config["WTF_CSRF_TIME_LIMIT"] = None  # the flow cookie's lifetime bounds the token
+
+
+def _read_secret_file(path: str) -> str:
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as error:
+        raise InvalidSettings(f"KEY_ENCRYPTION_KEYS_FILE cannot be read: {error}") from None
+    if not value:
+        raise InvalidSettings(f"KEY_ENCRYPTION_KEYS_FILE {path} is empty")
+    return value
 
 
 def _private_database(instance: Path) -> Path:

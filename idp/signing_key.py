@@ -3,10 +3,13 @@
 Keys live in the database so every instance signs with and publishes the same set. One active
 key per algorithm (RS256 is the OpenID Connect default, ES256 for clients that ask for it);
 ``idp keys rotate`` retires the active keys and creates new ones. A retired key no longer
-signs, but its public half stays in the JWKS until every token it signed has expired.
+signs, but its public half stays in the JWKS until every token it signed has expired. Private
+halves are stored sealed with a key-encryption key (:mod:`idp.key_encryption`); ``idp keys
+rewrap`` re-seals them all under the current one.
 """
 
 import json
+import time
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -14,10 +17,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from joserfc import jwk
+from joserfc.errors import InvalidKeyIdError
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock
+from . import audit, clock, key_encryption
 from .cli_output import emit
 from .extensions import db
 
@@ -27,7 +31,8 @@ class SigningKey(db.Model):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     alg: Mapped[str] = mapped_column(String(16))
-    private_pem: Mapped[str] = mapped_column(Text)
+    private_key_sealed: Mapped[str] = mapped_column(Text)
+    kek_id: Mapped[str] = mapped_column(String(16))
     public_jwk: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -46,7 +51,8 @@ def create(alg: str) -> SigningKey:
     key = _generate(alg)
     kid = key.thumbprint()
     public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
-    row = SigningKey(kid=kid, alg=alg, private_pem=key.as_pem(private=True).decode(), public_jwk=public, created_at=clock.now())
+    row = SigningKey(kid=kid, alg=alg, public_jwk=public, created_at=clock.now())
+    row.kek_id, row.private_key_sealed = key_encryption.seal(key.as_pem(private=True), _associated(kid, alg))
     db.session.add(row)
     audit.record(audit.Event.SIGNING_KEY_CREATED, actor="system", kid=kid, alg=alg)
     return row
@@ -67,26 +73,77 @@ def _active_rows() -> list[SigningKey]:
 
 
 def active_key(alg: str = "RS256") -> tuple[str, jwk.Key]:
-    """The (kid, private key) that signs with ``alg`` now."""
-    rows = [row for row in _active_rows() if row.alg == alg]
+    """The (kid, private key) that signs with ``alg`` now (read at most every
+    SIGNING_KEY_CACHE_SECONDS: see :func:`_cached`)."""
+    rows = [row for row in _cached("active", _load_active) if row[1] == alg]
     if not rows:
         ensure_keys()
-        rows = [row for row in _active_rows() if row.alg == alg]
+        forget_cached_keys()
+        rows = [row for row in _cached("active", _load_active) if row[1] == alg]
         if not rows:
             raise LookupError(f"no active {alg} signing key")
-    row = rows[-1]
-    return row.kid, _import_private(row.kid, row.private_pem, row.alg)
+    kid, alg, kek_id, sealed = rows[-1]
+    return kid, _import_private(kid, alg, kek_id, sealed)
+
+
+def _load_active() -> tuple[list[tuple[str, str, str, str]], None]:
+    return [(row.kid, row.alg, row.kek_id, row.private_key_sealed) for row in _active_rows()], None
+
+
+def _cached(name: str, load):
+    """What signing and verification read, kept per app (one per gunicorn worker) for
+    SIGNING_KEY_CACHE_SECONDS: the rows change only at rotation, and reading them was a fifth to a
+    third of the token, refresh and userinfo paths. Safe across instances: an instance that still
+    signs with a just-retired key for those seconds signs with a published key (rotation keeps
+    them published that much longer), and verification reads again on an unknown kid
+    (:class:`_VerificationKeys`). Entries also lapse when a cached key's ``unpublish_after`` passes."""
+    seconds = current_app.config["SIGNING_KEY_CACHE_SECONDS"]
+    cache = current_app.extensions.setdefault("idp_signing_keys", {})
+    entry = cache.get(name)
+    if seconds and entry and entry[0] > time.monotonic() and (entry[1] is None or entry[1] > clock.now()):
+        return entry[2]
+    value, lapses_at = load()
+    cache[name] = (time.monotonic() + seconds, lapses_at, value)
+    return value
+
+
+def forget_cached_keys() -> None:
+    current_app.extensions.get("idp_signing_keys", {}).clear()
+
+
+def _associated(kid: str, alg: str) -> str:
+    return f"{kid}|{alg}"
 
 
 @lru_cache(maxsize=32)
-def _import_private(kid: str, pem: str, alg: str) -> jwk.Key:
-    return jwk.import_key(pem.encode(), "RSA" if alg.startswith("RS") or alg.startswith("PS") else "EC")
+def _import_private(kid: str, alg: str, kek_id: str, sealed: str) -> jwk.Key:
+    pem = key_encryption.open_sealed(kek_id, sealed, _associated(kid, alg))
+    return jwk.import_key(pem, "RSA" if alg.startswith("RS") or alg.startswith("PS") else "EC")
+
+
+def rewrap(actor: str = "cli") -> int:
+    """Re-seal every private key under the current key-encryption key (after a KEK rotation)."""
+    current = key_encryption.current_kek_id()
+    rows = list(db.session.scalars(select(SigningKey).where(SigningKey.kek_id != current)))
+    for row in rows:
+        plaintext = key_encryption.open_sealed(row.kek_id, row.private_key_sealed, _associated(row.kid, row.alg))
+        row.kek_id, row.private_key_sealed = key_encryption.seal(plaintext, _associated(row.kid, row.alg))
+        audit.record(audit.Event.SIGNING_KEY_REWRAPPED, actor=actor, kid=row.kid, kek_id=row.kek_id)
+    db.session.commit()
+    forget_cached_keys()
+    return len(rows)
 
 
 def published_keys() -> list[dict]:
-    """Public keys for the JWKS endpoint: active ones and retired ones still needed for verification."""
-    ensure_keys()
-    return [row.public_jwk for row in _published_rows()]
+    """Public keys for the JWKS endpoint: active ones and retired ones still needed for verification.
+
+    One query on the hot path; keys are created only when an algorithm has no active key yet."""
+    rows = _published_rows()
+    active = {row.alg for row in rows if row.retired_at is None}
+    if any(alg not in active for alg in current_app.config["SIGNING_ALGORITHMS"]):
+        ensure_keys()
+        rows = _published_rows()
+    return [row.public_jwk for row in rows]
 
 
 def _published_rows() -> list[SigningKey]:
@@ -96,9 +153,27 @@ def _published_rows() -> list[SigningKey]:
 
 
 def verification_keys() -> jwk.KeySet:
-    """The published keys, for checking our own tokens (userinfo, introspection, logout): one query,
-    and each key parsed once per process (a kid never changes its key)."""
-    return jwk.KeySet([_import_public(row.kid, json.dumps(row.public_jwk, sort_keys=True)) for row in _published_rows()])
+    """The published keys, for checking our own tokens (userinfo, introspection, logout): read at
+    most every SIGNING_KEY_CACHE_SECONDS, and each key parsed once per process (a kid never
+    changes its key)."""
+    return _VerificationKeys(_cached("published", _load_published))
+
+
+def _load_published() -> tuple[list[jwk.Key], datetime | None]:
+    rows = _published_rows()
+    ends = [row.unpublish_after for row in rows if row.unpublish_after is not None]
+    return [_import_public(row.kid, json.dumps(row.public_jwk, sort_keys=True)) for row in rows], min(ends, default=None)
+
+
+class _VerificationKeys(jwk.KeySet):
+    """A kid the cached set does not know may be a key another instance created since: read again."""
+
+    def get_by_kid(self, kid=None, parameters=None):
+        try:
+            return super().get_by_kid(kid, parameters)
+        except InvalidKeyIdError:
+            current_app.extensions.get("idp_signing_keys", {}).pop("published", None)
+            return jwk.KeySet(_cached("published", _load_published)).get_by_kid(kid, parameters)
 
 
 @lru_cache(maxsize=32)
@@ -109,7 +184,8 @@ def _import_public(kid: str, public_jwk: str) -> jwk.Key:
 def rotate(actor: str = "cli") -> list[SigningKey]:
     """Retire every active key and create new ones. Old public keys stay published long enough."""
     config = current_app.config
-    longest = max(config["ACCESS_TOKEN_TTL"], config["ID_TOKEN_TTL"], config["SIGNING_KEY_RETENTION"])
+    # + the cache: other instances may sign with a retired key that many seconds longer.
+    longest = max(config["ACCESS_TOKEN_TTL"], config["ID_TOKEN_TTL"], config["SIGNING_KEY_RETENTION"]) + config["SIGNING_KEY_CACHE_SECONDS"]
     now = clock.now()
     for row in _active_rows():
         row.retired_at = now
@@ -117,6 +193,7 @@ def rotate(actor: str = "cli") -> list[SigningKey]:
         audit.record(audit.Event.SIGNING_KEY_RETIRED, actor=actor, kid=row.kid)
     created = [create(alg) for alg in config["SIGNING_ALGORITHMS"]]
     db.session.commit()
+    forget_cached_keys()
     return created
 
 
@@ -131,13 +208,26 @@ def rotate_command(as_json: bool) -> None:
     emit([{"kid": row.kid, "alg": row.alg} for row in created], as_json, lambda rows: "\n".join(f"{r['alg']} {r['kid']}" for r in rows))
 
 
+@keys_cli.command("rewrap")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def rewrap_command(as_json: bool) -> None:
+    """Re-seal the private keys under the first KEY_ENCRYPTION_KEYS secret (KEK rotation)."""
+    try:
+        count = rewrap()
+    except key_encryption.KeyEncryptionError as error:
+        raise click.ClickException(str(error)) from None
+    emit({"rewrapped": count, "kek_id": key_encryption.current_kek_id()}, as_json,
+         lambda result: f"{result['rewrapped']} key(s) now sealed with {result['kek_id']}")
+
+
 @keys_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def list_command(as_json: bool) -> None:
     """List signing keys with their state."""
     rows = db.session.scalars(select(SigningKey).order_by(SigningKey.created_at))
     items = [
-        {"kid": r.kid, "alg": r.alg, "created_at": r.created_at, "retired_at": r.retired_at, "unpublish_after": r.unpublish_after}
+        {"kid": r.kid, "alg": r.alg, "kek_id": r.kek_id, "created_at": r.created_at, "retired_at": r.retired_at,
+         "unpublish_after": r.unpublish_after}
         for r in rows
     ]
     emit(items, as_json, lambda rows: "\n".join(f"{r['alg']} {r['kid']} {'retired' if r['retired_at'] else 'active'}" for r in rows))

@@ -14,7 +14,7 @@ from flask import current_app, g, request
 from sqlalchemy import JSON, DateTime, ForeignKey, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock
+from . import account as accounts, audit, backchannel_logout, clock, known_device
 from .extensions import db
 
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -68,6 +68,7 @@ def start(account_id: int, amr: list[str], acr: str) -> SsoSession:
     g.sso_cookie = raw
     g.sso_session = session
     audit.record(audit.Event.LOGIN_SUCCEEDED, account_id=account_id, amr=amr, acr=acr)
+    known_device.recognise(accounts.get(account_id))
     return session
 
 
@@ -95,6 +96,7 @@ def get(session_id: str | None) -> SsoSession | None:
 def end(session: SsoSession, reason: str = "logout") -> None:
     session.ended_at = clock.now()
     audit.record(audit.Event.SESSION_ENDED, account_id=session.account_id, reason=reason)
+    backchannel_logout.enqueue([session.id])
     if g.get("sso_session") is session:
         g.sso_session = None
         g.sso_cookie = ""
@@ -102,11 +104,13 @@ def end(session: SsoSession, reason: str = "logout") -> None:
 
 def end_all(account_id: int, except_id: str | None = None) -> int:
     """"Log out elsewhere": end every other live session of the account."""
-    query = update(SsoSession).where(SsoSession.account_id == account_id, SsoSession.ended_at.is_(None))
+    condition = (SsoSession.account_id == account_id) & SsoSession.ended_at.is_(None)
     if except_id:
-        query = query.where(SsoSession.id != except_id)
-    result = db.session.execute(query.values(ended_at=clock.now()))
-    return result.rowcount or 0
+        condition &= SsoSession.id != except_id
+    ended = list(db.session.scalars(select(SsoSession.id).where(condition)))
+    db.session.execute(update(SsoSession).where(SsoSession.id.in_(ended)).values(ended_at=clock.now()))
+    backchannel_logout.enqueue(ended)
+    return len(ended)
 
 
 def live_sessions(account_id: int) -> list[SsoSession]:

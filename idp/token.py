@@ -19,7 +19,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import JSON, DateTime, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock, signing_key
+from . import audit, clock, delegation as delegations, dpop, signing_key
 from .account import Account
 from .client import Client
 from .extensions import db
@@ -54,6 +54,8 @@ class AuthorizationCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # An assistant picked this patient under "Accéder aux autres dossiers patient".
+    delegation_id: Mapped[str | None] = mapped_column(String(32))
 
     # Authlib's AuthorizationCodeMixin and the PKCE extension read these.
     def get_redirect_uri(self) -> str:
@@ -102,6 +104,13 @@ class Token(db.Model):
     acr: Mapped[str | None] = mapped_column(String(128))
     amr: Mapped[list] = mapped_column(JSON, default=list)
     sso_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Issued to an assistant acting for the patient ``account_id`` (RFC 8693 ``act``): revoked
+    # with the delegation, and refused as soon as the delegation is no longer in force.
+    delegation_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    actor_account_id: Mapped[int | None] = mapped_column(Integer)
+    # RFC 9449: the access token (and, for public clients, the refresh token) is bound to this
+    # JWK thumbprint; presenting it needs a DPoP proof signed by that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     # What Authlib's refresh-token grant asks of a token.
     def check_client(self, client: Client) -> bool:
@@ -146,7 +155,8 @@ def subject_for(account: Account, client: Client) -> str:
 
 def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str, scope: str,
                             nonce: str | None, code_challenge: str | None, code_challenge_method: str | None,
-                            claims_request: dict | None, context: AuthContext) -> AuthorizationCode:
+                            claims_request: dict | None, context: AuthContext,
+                            delegation_id: str | None = None) -> AuthorizationCode:
     now = clock.now()
     row = AuthorizationCode(
         code_hash=digest(code),
@@ -162,6 +172,7 @@ def save_authorization_code(code: str, *, client: Client, account: Account, redi
         acr=context.acr,
         amr=context.amr,
         sso_session_id=context.sso_session_id,
+        delegation_id=delegation_id,
         created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_TTL"]),
     )
@@ -208,12 +219,25 @@ def nonce_was_used(client_id: str, nonce: str) -> bool:
 
 
 def issue(client: Client, account: Account | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
-          family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False) -> tuple[dict, Token]:
-    """Issue an access token (and a refresh token when asked) and record them."""
+          family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False,
+          delegation: "delegations.Delegation | None" = None, audience: str | None = None) -> tuple[dict, Token]:
+    """Issue an access token (and a refresh token when asked) and record them.
+
+    With ``delegation``, ``account`` is its owner and the token says who acts (RFC 8693 §4.1
+    ``act``); the patient's own tokens name their assistants in ``may_act`` (§4.4).
+    """
     config = current_app.config
     now = clock.now()
     context = context or AuthContext()
     subject = subject_for(account, client) if account else client.client_id
+    extra_claims = {}
+    if delegation is not None:
+        extra_claims["act"] = actor_claim(delegation, client)
+    elif account is not None and (may_act := delegations.may_act(account, client)):
+        extra_claims["may_act"] = may_act
+    dpop.require_for(client)
+    if jkt := dpop.proven_key():
+        extra_claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
     jti = secrets.token_urlsafe(24)
     access_ttl = config["ACCESS_TOKEN_TTL"]
     row = Token(
@@ -231,10 +255,13 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         acr=context.acr,
         amr=context.amr,
         sso_session_id=context.sso_session_id,
+        delegation_id=delegation.id if delegation else None,
+        actor_account_id=delegation.assistant_id if delegation else None,
+        dpop_jkt=jkt,
     )
     response = {
-        "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context),
-        "token_type": "Bearer",
+        "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context, extra_claims, audience),
+        "token_type": "DPoP" if jkt else "Bearer",
         "expires_in": access_ttl,
         "scope": scope,
     }
@@ -246,14 +273,25 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         row.refresh_expires_at = min(now + timedelta(seconds=config["REFRESH_TOKEN_IDLE_TTL"]), family_expires_at)
         response["refresh_token"] = refresh_token
     db.session.add(row)
-    audit.record(
-        audit.Event.TOKEN_REFRESHED if family else audit.Event.TOKEN_ISSUED,
-        account_id=row.account_id,
-        client_id=client.client_id,
-        grant_type=grant_type,
-        scope=scope,
-    )
+    if delegation is not None:
+        # The owner's trail shows which client got a token for their record, for which assistant, when.
+        audit.record(audit.Event.DELEGATED_TOKEN_ISSUED, account_id=row.account_id, client_id=client.client_id,
+                     actor=f"account:{delegation.assistant_id}", assistant_id=delegation.assistant_id,
+                     delegation_id=delegation.id, grant_type=grant_type, scope=scope, refreshed=family is not None)
+    else:
+        audit.record(
+            audit.Event.TOKEN_REFRESHED if family else audit.Event.TOKEN_ISSUED,
+            account_id=row.account_id,
+            client_id=client.client_id,
+            grant_type=grant_type,
+            scope=scope,
+        )
     return response, row
+
+
+def actor_claim(delegation: "delegations.Delegation", client: Client) -> dict:
+    """RFC 8693 §4.1 ``act``: the assistant, with the ``sub`` this client knows them by."""
+    return {"sub": subject_for(delegation.assistant, client)}
 
 
 def access_token_audience(client: Client) -> list[str] | str:
@@ -261,14 +299,15 @@ def access_token_audience(client: Client) -> list[str] | str:
     return audiences if len(audiences) > 1 else audiences[0]
 
 
-def encode_access_token(client: Client, subject: str, scope: str, jti: str, now: datetime, ttl: int, context: AuthContext) -> str:
+def encode_access_token(client: Client, subject: str, scope: str, jti: str, now: datetime, ttl: int, context: AuthContext,
+                        extra_claims: dict | None = None, audience: str | None = None) -> str:
     """An RFC 9068 access token: ``typ: at+jwt``, signed with the server's RS256 key."""
     kid, key = signing_key.active_key("RS256")
     issued = clock.to_timestamp(now)
     claims = {
         "iss": current_app.config["ISSUER"],
         "sub": subject,
-        "aud": access_token_audience(client),
+        "aud": audience or access_token_audience(client),
         "client_id": client.client_id,
         "iat": issued,
         "exp": issued + ttl,
@@ -281,6 +320,7 @@ def encode_access_token(client: Client, subject: str, scope: str, jti: str, now:
         claims["acr"] = context.acr
     if context.amr:
         claims["amr"] = context.amr
+    claims.update(extra_claims or {})
     return jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": kid}, claims, key)
 
 
@@ -352,7 +392,9 @@ def find_access_token(value: str) -> Token | None:
     if not claims or "jti" not in claims:
         return None
     row = db.session.scalar(select(Token).where(Token.jti == claims["jti"]))
-    return row if row and row.access_active else None
+    if row is None or not row.access_active:
+        return None
+    return row if row.delegation_id is None or delegations.in_force(row.delegation_id) else None
 
 
 def find_refresh_token(value: str) -> Token | None:
@@ -399,6 +441,11 @@ def revoke_for_session(sso_session_id: str) -> int:
     return revoke_where(Token.sso_session_id == sso_session_id)
 
 
+def revoke_for_delegation(delegation_id: str) -> int:
+    """A delegation ended: every token and refresh token issued under it stops working now."""
+    return revoke_where(Token.delegation_id == delegation_id)
+
+
 def introspect(value: str, hint: str | None = None) -> dict:
     """RFC 7662 §2.2: what a resource server may know of ``value``; ``{"active": false}`` unless it is live.
 
@@ -419,12 +466,15 @@ def _introspect_access_token(value: str) -> dict | None:
     row = find_access_token(value)
     if row is None:
         return None
-    return {**_introspection(row, row.access_expires_at), "token_type": "Bearer", "jti": row.jti}
+    bound = {"token_type": "DPoP", "cnf": {"jkt": row.dpop_jkt}} if row.dpop_jkt else {"token_type": "Bearer"}
+    return {**_introspection(row, row.access_expires_at), **bound, "jti": row.jti}
 
 
 def _introspect_refresh_token(value: str) -> dict | None:
     row = find_refresh_token(value)
     if row is None or row.revoked_at is not None or row.rotated_at is not None or row.is_expired():
+        return None
+    if row.delegation_id and not delegations.in_force(row.delegation_id):
         return None
     return _introspection(row, row.refresh_expires_at)
 
@@ -443,11 +493,21 @@ def _introspection(row: Token, expires_at: datetime) -> dict:
         payload["auth_time"] = clock.to_timestamp(row.auth_time)
     if row.acr:
         payload["acr"] = row.acr
+    if row.delegation_id:
+        client = db.session.scalar(select(Client).where(Client.client_id == row.client_id))
+        payload["act"] = actor_claim(delegations.get(row.delegation_id), client)
     return payload
 
 
 def scopes(row: Token) -> list[str]:
     return scope_to_list(row.scope) or []
+
+
+def presented_token(value: str | None) -> tuple[str, str | None]:
+    """(scheme, token) of an ``Authorization: Bearer`` or ``DPoP`` header (RFC 6750 §2.1, RFC 9449 §7.1)."""
+    kind, _, token_value = (value or "").partition(" ")
+    kind = kind.lower()
+    return (kind, token_value.strip() or None) if kind in ("bearer", "dpop") else ("", None)
 
 
 def bearer_token(value: str | None) -> str | None:

@@ -110,6 +110,7 @@ def runner(app):
 def pytest_configure(config):
     config.addinivalue_line("markers", "settings(**values): app settings for this test")
     config.addinivalue_line("markers", "postgres: needs IDP_TEST_DATABASE_URL; fails, never skips, without it")
+    config.addinivalue_line("markers", "fuzz: fuzz run, bounded in the normal suite, long under `make fuzz` (IDP_FUZZ=1)")
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -49,11 +49,11 @@ def test_seed_registers_the_demo_relying_parties(runner):
     assert viewer.first_party and viewer.token_endpoint_auth_method == "client_secret_basic"
     assert viewer.redirect_uris == ["http://127.0.0.1:5001/callback"]
     assert viewer.post_logout_redirect_uris == ["http://127.0.0.1:5001/"]
-    assert viewer.scope == "openid profile email phone offline_access matricule"
+    assert viewer.scope == "openid profile email phone offline_access matricule delegations assisted_patients"
     assert viewer.check_client_secret("dsp-viewer-demo-secret")
     assert report["clients"][0]["client_secret"] == "dsp-viewer-demo-secret"
     assert mydsp.is_public and mydsp.client_metadata["application_type"] == "native"
-    assert mydsp.redirect_uris == ["http://127.0.0.1/callback"] and mydsp.scope == "openid profile offline_access"
+    assert mydsp.redirect_uris == ["http://127.0.0.1/callback"] and mydsp.scope == "openid profile offline_access delegations assisted_patients"
     assert mydsp.check_redirect_uri("http://127.0.0.1:61234/callback"), "a native app may use any loopback port"
     assert "client_secret" not in report["clients"][1]
 

@@ -14,6 +14,7 @@ PRODUCTION_EXAMPLE = settings.CHECKOUT_ROOT / "config" / "production.example.py"
 PRODUCTION_SECRETS = {
     "IDP_SECRET_KEY": "a-production-secret-key",
     "IDP_PAIRWISE_SALT": "a-production-pairwise-salt",
+    "IDP_KEY_ENCRYPTION_KEYS": "a-production-key-encryption-secret-of-enough-length",
     "IDP_DATABASE_URL": "postgresql+psycopg://idp:secret@db.internal/idp",
     "IDP_SMTP_PASSWORD": "smtp-password",
     "IDP_SMS_GATEWAY_URL": "https://sms.example.lu/v1/messages",
@@ -92,7 +93,7 @@ def test_secrets_are_generated_once_into_a_private_file_and_reused(instance, mon
     secrets_file = instance / "secrets.json"
     stored = json.loads(secrets_file.read_text())
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    assert stored == {"SECRET_KEY": first.config["SECRET_KEY"], "PAIRWISE_SALT": first.config["PAIRWISE_SALT"]}
+    assert stored == {name: first.config[name] for name in ("SECRET_KEY", "PAIRWISE_SALT", "KEY_ENCRYPTION_KEYS")}
     assert len(stored["SECRET_KEY"]) >= 64 and stored["SECRET_KEY"] != stored["PAIRWISE_SALT"]
     second = build(monkeypatch)
     assert (second.config["SECRET_KEY"], second.config["PAIRWISE_SALT"]) == (stored["SECRET_KEY"], stored["PAIRWISE_SALT"])
@@ -100,7 +101,8 @@ def test_secrets_are_generated_once_into_a_private_file_and_reused(instance, mon
 
 
 def test_explicit_secrets_are_not_written_to_the_instance_folder(instance, monkeypatch):
-    app = build(monkeypatch, IDP_SECRET_KEY="explicit-key", IDP_PAIRWISE_SALT="explicit-salt")
+    app = build(monkeypatch, IDP_SECRET_KEY="explicit-key", IDP_PAIRWISE_SALT="explicit-salt",
+                IDP_KEY_ENCRYPTION_KEYS="explicit-key-encryption-secret-of-enough-length")
     assert (app.config["SECRET_KEY"], app.config["PAIRWISE_SALT"]) == ("explicit-key", "explicit-salt")
     assert not (instance / "secrets.json").exists()
 

@@ -20,6 +20,7 @@ GRANT_TYPE_LABELS = {
     "authorization_code": _l("Code d'autorisation (connexion des patients)"),
     "refresh_token": _l("Jeton de rafraîchissement"),
     "client_credentials": _l("Identifiants client (accès machine à machine)"),
+    clients.TOKEN_EXCHANGE: _l("Échange de jeton (accès d'un assistant DSP, RFC 8693)"),
 }
 
 

@@ -9,7 +9,7 @@ and never again.
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
-from .. import admin_account, audit, client as clients, clock, helpdesk_request
+from .. import account as accounts, admin_account, audit, client as clients, clock, helpdesk_request
 from ..extensions import db, limiter
 from . import blueprint
 from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm, RejectRequestForm
@@ -201,6 +201,22 @@ def audit_events():
     name = request.args.get("name") or None
     return render_template("admin/audit.html", events=audit.recent(limit=200, name=name), name=name,
                            names=[event.value for event in audit.Event])
+
+
+@blueprint.get("/audit/patient")
+def patient_trail_export():
+    """One patient's whole trail (Traçabilité) as CSV or JSON, for a patient's request or an inquiry; audited."""
+    kind = request.args.get("format", "csv")
+    patient = accounts.find_by_matricule(request.args.get("matricule", ""))
+    if kind not in ("csv", "json") or patient is None:
+        abort(404)
+    rows = audit.trail_rows(audit.trail(patient.id), with_ip_address=True)
+    audit.record(audit.Event.TRAIL_EXPORTED, account_id=patient.id, actor=_actor(), format=kind, rows=len(rows))
+    db.session.commit()
+    body, mimetype = audit.serialize_trail(rows, kind, audit.ADMIN_TRAIL_FIELDS)
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="trail-{patient.id}.{kind}"'
+    return response
 
 
 REQUEST_STATUS_LABELS = {

@@ -9,7 +9,7 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
-from .. import self_service, sso_session, token as tokens
+from .. import backchannel_logout, self_service, sso_session, token as tokens
 from ..extensions import db, limiter
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
@@ -193,6 +193,7 @@ def account_logout_elsewhere():
     if ActionForm().validate_on_submit():
         ended = sso_session.end_all(g.account.id, except_id=g.sso.id)
         db.session.commit()
+        backchannel_logout.send_queued()
         flash(_("%(count)d autre(s) session(s) fermée(s).", count=ended), "info")
     return redirect(url_for("flows.account_sessions"), code=303)
 
@@ -237,6 +238,7 @@ def password_reset():
         form.code.errors.append(code_refused_message(error))
         return render_template("flows/account/reset.html", form=form), 400
     db.session.commit()
+    backchannel_logout.send_queued()
     session.pop("recovery", None)
     flash(_("Votre mot de passe a été réinitialisé. Vous pouvez vous connecter."), "info")
     return redirect(url_for("flows.login"), code=303)

@@ -9,7 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 
 from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
-from .. import messaging, one_time_code, sso_session
+from .. import federated_identity, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
 from ..oauth.discovery import ACR_SUBSTANTIAL
 from . import blueprint
@@ -201,7 +201,8 @@ def activation_other_means():
         return response
     form = NextStepForm()
     if not form.validate_on_submit():
-        return _render("other_means.html", wizard, 400 if request.method == "POST" else 200, form=form, back=BackForm())
+        return _render("other_means.html", wizard, 400 if request.method == "POST" else 200, form=form, back=BackForm(),
+                       luxtrust_linked=bool(federated_identity.of_account(wizard.account_id, "luxtrust")))
     try:
         account = activation.complete(wizard)
     except activation_letter.AccountAlreadyActive:

@@ -1,25 +1,138 @@
 """Error pages patients see instead of Werkzeug's English defaults, never with a stack trace.
 
-Registered app-wide: a rate limit, an expired form or a crash can happen on any page. Clients
-that ask for JSON (relying parties calling the token endpoint) keep the plain HTTP error.
+Registered app-wide: a rate limit, an expired form, an unreachable database or a crash can
+happen on any page. Machine endpoints (token, revocation, introspection, userinfo,
+registration, the JSON API) and clients that ask for JSON get an RFC 6749 §5.2-style JSON
+error instead.
 """
 
-from flask import render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
+from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import (BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, RequestHeaderFieldsTooLarge,
+                                 RequestURITooLarge, TooManyRequests)
 
+from ..extensions import db
 from . import blueprint
+
+# Pages a browser shows; every other endpoint of the OAuth blueprint answers machines, as do
+# the JSON API and the operations endpoints.
+_BROWSER_OAUTH_ENDPOINTS = frozenset({"oauth.authorize", "oauth.logout"})
+_MACHINE_BLUEPRINTS = frozenset({"api", "operations"})
 
 
 def _prefers_json() -> bool:
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
+def _answers_machines() -> bool:
+    """A relying party's back-channel call: it reads JSON whatever its ``Accept`` header says."""
+    if request.blueprint == "oauth" and request.endpoint not in _BROWSER_OAUTH_ENDPOINTS:
+        return True
+    if request.blueprint in _MACHINE_BLUEPRINTS:
+        return True
+    return _prefers_json()
+
+
+def _json_error(status: int, error: str, description: str):
+    response = jsonify(error=error, error_description=description)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.before_app_request
+def refuse_oversized_requests() -> None:
+    """Refuse huge bodies, URLs and headers before any parsing, authentication or database work.
+
+    A declared body over ``MAX_CONTENT_LENGTH`` is refused here (413) even on endpoints that
+    would authenticate first; Werkzeug bounds undeclared (chunked) bodies and multipart fields
+    as they are read. The URL (RFC 9110 §15.5.15, 414) and the header block (RFC 6585 §5, 431)
+    carry ``id_token_hint`` and bearer tokens. Behind gunicorn its ``limit_request_*`` settings
+    apply first; this keeps the bounds with the development server and tests too.
+    """
+    config = current_app.config
+    if request.content_length is not None and request.content_length > config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
+    if len(request.path) + len(request.query_string) > config["MAX_URL_LENGTH"]:
+        raise RequestURITooLarge()
+    if sum(len(name) + len(value) + 4 for name, value in request.headers.items()) > config["MAX_HEADER_BYTES"]:
+        raise RequestHeaderFieldsTooLarge()
+
+
+class NulCharacter(BadRequest):
+    """A NUL character in a parameter or JSON string: no legitimate input has one, and
+    PostgreSQL cannot store it in text (the insert would fail with a 500)."""
+
+
+@blueprint.before_app_request
+def refuse_nul_characters() -> None:
+    values = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    if any("\x00" in name or "\x00" in value for name, value in values):
+        raise NulCharacter()
+    if request.is_json and b"\\u0000" in request.get_data(cache=True):
+        raise NulCharacter()
+
+
+@blueprint.app_errorhandler(NulCharacter)
+def nul_character(error: NulCharacter):
+    if _answers_machines():
+        return _json_error(400, "invalid_request", "The request contains a NUL character.")
+    return render_template("flows/invalid_input.html"), 400
+
+
+@blueprint.app_errorhandler(RequestEntityTooLarge)
+@blueprint.app_errorhandler(RequestURITooLarge)
+@blueprint.app_errorhandler(RequestHeaderFieldsTooLarge)
+def request_too_large(error: HTTPException):
+    """413 / 414 / 431: refused before anything was read into memory or written."""
+    if _answers_machines():
+        return _json_error(error.code, "invalid_request", "The request is too large.")
+    return render_template("flows/request_too_large.html"), error.code
+
+
+@blueprint.app_errorhandler(OperationalError)
+@blueprint.app_errorhandler(InterfaceError)
+@blueprint.app_errorhandler(PoolTimeoutError)
+def database_unavailable(error: Exception):
+    """The database is down or unreachable: 503 with ``Retry-After`` (RFC 9110 §10.2.3).
+
+    The request's transaction is rolled back whole when the session is removed at teardown,
+    so nothing half-written remains; the pool's pre-ping reconnects once the database is back.
+    """
+    current_app.logger.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
+    retry_after = str(current_app.config["DATABASE_UNAVAILABLE_RETRY_AFTER"])
+    if _answers_machines():
+        response = _json_error(503, "temporarily_unavailable", "The service is temporarily unavailable; retry later.")
+    else:
+        response = current_app.make_response((render_template("flows/unavailable.html"), 503))
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
+def release_database_session(error: BaseException | None) -> None:
+    """End the session even when the database went away after the response was built.
+
+    Closing rolls back on the connection; a server that shut down meanwhile makes that fail,
+    which Flask-SQLAlchemy's own teardown would turn into a bare 500 after a good answer. The
+    connections are then discarded instead; the pool's pre-ping replaces them. Registered after
+    Flask-SQLAlchemy's teardown, so it runs first (Flask runs them in reverse order).
+    """
+    try:
+        db.session.remove()
+    except (OperationalError, InterfaceError):
+        db.session().invalidate()  # the session still registered, its connections unusable
+        db.session.remove()
+
+
+blueprint.record_once(lambda state: state.app.teardown_appcontext(release_database_session))
+
+
 @blueprint.app_errorhandler(TooManyRequests)
-def too_many_requests(error: TooManyRequests) -> tuple[str, int] | HTTPException:
-    """Flask-Limiter's per-IP limits (``RATE_LIMIT_*``)."""
-    if _prefers_json():
-        return error
+def too_many_requests(error: TooManyRequests):
+    """Flask-Limiter's per-IP limits (``RATE_LIMIT_*``); it adds ``Retry-After`` itself."""
+    if _answers_machines():
+        return _json_error(429, "temporarily_unavailable", "Too many requests; retry later.")
     return render_template("flows/too_many_requests.html"), 429
 
 

@@ -27,6 +27,8 @@ CODE_REFUSED_MESSAGES = {
     one_time_code.OneTimeCodeExpired: _l("Ce code a expiré. Demandez un nouveau code."),
     one_time_code.OneTimeCodeExhausted: _l("Trop d'essais avec ce code. Demandez un nouveau code."),
     one_time_code.OneTimeCodeUsed: _l("Ce code a déjà été utilisé. Demandez un nouveau code."),
+    one_time_code.OneTimeCodeBlocked: _l("Trop de codes erronés pour ce compte aujourd'hui. Par sécurité, réessayez demain ou "
+                                         "contactez le helpdesk."),
 }
 
 
@@ -70,18 +72,21 @@ def login() -> ResponseReturnValue:
     account = accounts.find_by_matricule(form.matricule.data)
     try:
         if account is None or not account.is_active:
-            credential.burn_equal_time(form.password.data)
             audit.record(audit.Event.LOGIN_UNKNOWN_MATRICULE, matricule=matricule_rules.mask(form.matricule.data))
-            raise credential.WrongPassword()
+            credential.refuse_without_account(matricule_rules.normalize(form.matricule.data), form.password.data)
         credential.verify_password(account, form.password.data)
     except credential.WrongPassword:
-        if account is not None:
+        if account is not None and account.is_active:
             audit.record(audit.Event.LOGIN_PASSWORD_FAILED, account_id=account.id)
         db.session.commit()
         form.password.errors.append(_("Matricule ou mot de passe incorrect."))
         return render_template("flows/login.html", form=form), 400
     except credential.AccountLocked as locked:
-        audit.record(audit.Event.LOGIN_LOCKED, account_id=account.id)
+        known = account is not None and account.is_active
+        audit.record(audit.Event.LOGIN_LOCKED, account_id=account.id if known else None,
+                     **({} if known else {"matricule": matricule_rules.mask(form.matricule.data)}))
+        if locked.just_locked and known:
+            _tell_of_lockout(account)
         db.session.commit()
         minutes = math.ceil((locked.until - clock.now()).total_seconds() / 60)
         form.password.errors.append(ngettext(
@@ -97,6 +102,14 @@ def login() -> ResponseReturnValue:
     if len(channels) == 1:
         return _send_code(account, channels[0])
     return redirect(url_for("flows.login_channel"), code=303)
+
+
+def _tell_of_lockout(account: accounts.Account) -> None:
+    """ASVS 5.0 §6.3.5: the patient learns that someone is trying their password."""
+    notice = _("La connexion à votre compte eSanté est temporairement bloquée après plusieurs mots de passe erronés. "
+               "Si ce n'était pas vous, changez votre mot de passe et contactez le helpdesk.")
+    for channel in account.channels():
+        messaging.notify(channel, account.destination(channel), notice)
 
 
 def _pending_login() -> tuple[dict, accounts.Account | None]:

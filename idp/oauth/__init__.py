@@ -4,4 +4,4 @@ from flask import Blueprint
 
 blueprint = Blueprint("oauth", __name__)
 
-from . import authorize, discovery, endpoints, logout, registration  # noqa: E402,F401  (routes)
+from . import authorize, discovery, endpoints, logout, par, registration  # noqa: E402,F401  (routes)

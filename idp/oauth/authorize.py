@@ -12,13 +12,13 @@ from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, InvalidScopeError, scope_to_list
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import account as accounts, claims, clock, consent, sso_session, token as tokens
+from .. import account as accounts, audit, claims, clock, consent, delegation as delegations, pushed_request, sso_session, token as tokens
 from ..extensions import csrf, db
-from . import blueprint, responses
+from . import blueprint, par, responses
 from .server import EndUser, authorization
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account", "create"}
@@ -28,15 +28,21 @@ class RequestNotSupported(OAuth2Error):
     error = "request_not_supported"
 
 
-class RequestUriNotSupported(OAuth2Error):
-    error = "request_uri_not_supported"
+class UnmetAuthenticationRequirements(OAuth2Error):
+    """OpenID Connect Core Unmet Authentication Requirements 1.0 §2: ``acr_values`` cannot be met (no step-up means)."""
+
+    error = "unmet_authentication_requirements"
 
 
 @blueprint.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # a client may POST the request (Core §3.1.2.1); the consent decision checks CSRF itself
 def authorize():
-    oauth_request = authorization.create_oauth2_request(request)
-    params = {k: v for k, v in oauth_request.payload.data.items() if k not in ("csrf_token", "decision")}
+    try:
+        oauth_request, pushed = par.resolve(request)
+    except OAuth2Error as error:
+        return _error_response(error, {})
+    params = {k: v for k, v in oauth_request.payload.data.items() if k not in ("csrf_token", "decision", "patient")}
+    entry = pushed or params  # what stands for this request in redirects and forms
     try:
         grant = authorization.get_authorization_grant(oauth_request)
         redirect_uri = grant.validate_authorization_request()
@@ -48,6 +54,8 @@ def authorize():
         if response_mode not in (None, *responses.RESPONSE_MODES):
             response_mode = None
             raise InvalidRequestError("Unsupported response_mode.")
+        if pushed is None and par.required_for(client):
+            raise InvalidRequestError("This client must use a pushed authorization request (RFC 9126).")
         check_openid_request(params, client, grant.request.scope)
     except OAuth2Error as error:
         error.redirect_uri = redirect_uri
@@ -56,16 +64,33 @@ def authorize():
         _remember_locale(params["ui_locales"])
 
     prompts = set(params.get("prompt", "").split())
-    if "create" in prompts:
-        return _send_to_activation(params)
+    if "create" in prompts and not (pushed and session.get("activation_for") == pushed["request_uri"]):
+        return _send_to_activation(params, pushed)
     sso = sso_session.current()
     end_user = accounts.get(sso.account_id) if sso else None
     if end_user is not None and not end_user.is_active:
         end_user = None
-    if end_user is None or _reauthentication_needed(params, prompts, sso, client, end_user):
+    if end_user is None or _reauthentication_needed(params, entry, prompts, sso, client, end_user):
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=redirect_uri), params, response_mode)
-        return _send_to_login(params)
+        return _send_to_login(entry)
+    from ..federation import luxtrust, upstream as upstreams  # here: the federation pages import the flows, which import this package
+
+    if (required_acr := upstreams.minimum_acr(params.get("acr_values"))) and upstreams.acr_rank(sso.acr) < upstreams.acr_rank(required_acr):
+        if "none" in prompts:  # step-up needs the patient at LuxTrust (Core §3.1.2.6)
+            return _error_response(InteractionRequiredError(redirect_uri=redirect_uri), params, response_mode)
+        stepped = luxtrust.step_up_response(end_user.id, required_acr, url_for("oauth.authorize") + "?" + urlencode(entry))
+        if stepped is None:
+            return _error_response(UnmetAuthenticationRequirements("No means of this patient reaches the requested acr_values.",
+                                                                   redirect_uri=redirect_uri), params, response_mode)
+        return stepped
+
+    delegation = None
+    if "select_account" in prompts:
+        delegation, page = _patient_choice(end_user, client, entry)
+        if page is not None:
+            return page
+    record = delegation.owner if delegation else end_user  # whose record the tokens are for
 
     scope = grant.request.scope
     decision = request.form.get("decision") if request.method == "POST" else None
@@ -76,17 +101,22 @@ def authorize():
             abort(400)
         if decision != "allow":
             return _error_response(AccessDeniedError(redirect_uri=redirect_uri), params, response_mode)
-        consent.grant(end_user.id, client.client_id, scope)
-    elif not client.first_party and ("consent" in prompts or not consent.covers(end_user.id, client.client_id, scope)):
+        consent.grant(record.id, client.client_id, scope)
+        if delegation:
+            audit.record(audit.Event.DELEGATED_CONSENT_GRANTED, account_id=record.id, client_id=client.client_id,
+                         actor=f"account:{end_user.id}", assistant_id=end_user.id, delegation_id=delegation.id, scope=scope)
+    elif not client.first_party and ("consent" in prompts or not consent.covers(record.id, client.client_id, scope)):
         if "none" in prompts:
             return _error_response(ConsentRequiredError(redirect_uri=redirect_uri), params, response_mode)
-        return _consent_page(client, scope, params)
+        return _consent_page(client, scope, params, entry)
 
     grant.request.user = EndUser(
-        end_user, tokens.AuthContext(auth_time=sso.auth_time, acr=sso.acr, amr=list(sso.amr or []), sso_session_id=sso.id)
+        record, tokens.AuthContext(auth_time=sso.auth_time, acr=sso.acr, amr=list(sso.amr or []), sso_session_id=sso.id), delegation
     )
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
+    if pushed:
+        pushed_request.spend(pushed["request_uri"])
     session.pop("login_for", None)
     db.session.commit()
     return responses.to_client(redirect_uri, {"code": code, "state": params.get("state")}, response_mode)
@@ -96,8 +126,8 @@ def check_openid_request(params: dict, client, scope: str) -> None:
     """OpenID Connect and RFC 9700 checks on top of RFC 6749's."""
     if "request" in params:
         raise RequestNotSupported("Request objects are not supported.")
-    if "request_uri" in params:
-        raise RequestUriNotSupported("request_uri is not supported.")
+    if "request_uri" in params and not pushed_request.is_reference(params["request_uri"]):
+        raise par.RequestUriNotSupported("Only request_uri values from the pushed authorization request endpoint are accepted.")
     if not scope:
         raise InvalidScopeError("None of the requested scopes is allowed for this client.")
     pkce_required = client.is_public or current_app.config["PKCE_REQUIRED_FOR_ALL_CLIENTS"]
@@ -130,9 +160,9 @@ def check_openid_request(params: dict, client, scope: str) -> None:
             raise InvalidRequestError("This nonce was already used.")
 
 
-def _reauthentication_needed(params: dict, prompts: set, sso, client, end_user) -> bool:
+def _reauthentication_needed(params: dict, entry: dict, prompts: set, sso, client, end_user) -> bool:
     """True when the session may not answer this request: ``prompt=login``, ``max_age``, another user."""
-    requested_at = session.get("login_for", {}).get(_request_key(params))
+    requested_at = session.get("login_for", {}).get(_request_key(entry))
     if requested_at is not None and sso.auth_time > datetime.fromisoformat(requested_at):
         return False  # the patient logged in after this very request sent them to the login page
     if "login" in prompts:
@@ -144,6 +174,40 @@ def _reauthentication_needed(params: dict, prompts: set, sso, client, end_user) 
         if hinted is None or hinted.get("sub") != tokens.subject_for(end_user, client):
             return True
     return False
+
+
+def _patient_choice(end_user, client, entry: dict):
+    """``prompt=select_account``: "Accéder aux autres dossiers patient", the patient themself or one they assist.
+
+    Returns ``(delegation or None, page or None)``. The choice is kept per request (like
+    ``login_for``), so the consent page that may follow still knows it.
+    """
+    assisted = delegations.for_assistant(end_user)
+    if not assisted:
+        return None, None  # nobody else to choose
+    key = _request_key(entry)
+    choices = dict(list(session.get("patient_for", {}).items())[-4:])
+    if request.method == "POST" and "patient" in request.form:
+        try:
+            csrf.protect()
+        except CSRFError:
+            abort(400)
+        picked = request.form["patient"]
+        found = next((d for d in assisted if d.id == picked), None)
+        if picked == "self" or found is not None:
+            choices[key] = picked
+            session["patient_for"] = choices
+        if found is not None:
+            audit.record(audit.Event.PATIENT_SELECTED, account_id=found.owner_id, client_id=client.client_id,
+                         actor=f"account:{end_user.id}", assistant_id=end_user.id, delegation_id=found.id)
+            db.session.commit()
+    picked = choices.get(key)
+    if picked == "self":
+        return None, None
+    found = next((d for d in assisted if d.id == picked), None)
+    if found is None:
+        return None, render_template("flows/select_patient.html", client=client, me=end_user, assisted=assisted, params=entry)
+    return found, None
 
 
 def _request_key(params: dict) -> str:
@@ -159,19 +223,27 @@ def _send_to_login(params: dict):
     return redirect(url_for("flows.login", next=next_url, login_hint=params.get("login_hint")), code=303)
 
 
-def _send_to_activation(params: dict):
-    """``prompt=create`` (OpenID Connect Prompt Create 1.0): activate, then come back logged in."""
-    remaining = " ".join(p for p in params.get("prompt", "").split() if p != "create")
-    again = {k: v for k, v in params.items() if k != "prompt"} | ({"prompt": remaining} if remaining else {})
+def _send_to_activation(params: dict, pushed: dict | None):
+    """``prompt=create`` (OpenID Connect Prompt Create 1.0): activate, then come back logged in.
+
+    The way back drops ``create``; a pushed request cannot change, so the flow cookie
+    remembers that this one already went to the activation.
+    """
+    if pushed:
+        session["activation_for"] = pushed["request_uri"]
+        again = pushed
+    else:
+        remaining = " ".join(p for p in params.get("prompt", "").split() if p != "create")
+        again = {k: v for k, v in params.items() if k != "prompt"} | ({"prompt": remaining} if remaining else {})
     session["activation_return_to"] = url_for("oauth.authorize") + "?" + urlencode(again)
     return redirect(url_for("flows.activation_start"), code=303)
 
 
-def _consent_page(client, scope: str, params: dict):
+def _consent_page(client, scope: str, params: dict, entry: dict):
     """Lists what the client would receive: its scopes and the single claims it may have, nothing it may not."""
     claims_request = claims.parse_claims_request(params.get("claims"))
     requested = [name for target in ("id_token", "userinfo") for name in claims.requested_releasable(client, scope, claims_request, target)]
-    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=list(dict.fromkeys(requested)), params=params)
+    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=list(dict.fromkeys(requested)), params=entry)
 
 
 def _remember_locale(ui_locales: str) -> None:

@@ -5,7 +5,7 @@ import json
 
 from flask import current_app, request
 
-from .. import claims, client as clients, signing_key
+from .. import claims, client as clients, dpop, signing_key
 from . import blueprint
 from .server import CLIENT_ASSERTION_ALGORITHMS
 
@@ -28,7 +28,7 @@ def metadata() -> dict:
         "scopes_supported": clients.SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", clients.TOKEN_EXCHANGE],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": current_app.config["SIGNING_ALGORITHMS"],
         "token_endpoint_auth_methods_supported": clients.SUPPORTED_AUTH_METHODS,
@@ -43,13 +43,17 @@ def metadata() -> dict:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "acr_values_supported": ACR_VALUES,
-        "prompt_values_supported": ["none", "login", "consent", "create"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "display_values_supported": ["page"],
         "ui_locales_supported": current_app.config["LANGUAGES"],
         "claims_locales_supported": current_app.config["LANGUAGES"],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "pushed_authorization_request_endpoint": issuer + "/par",
+        "dpop_signing_alg_values_supported": dpop.SIGNING_ALGORITHMS,
+        "require_pushed_authorization_requests": current_app.config["PAR_REQUIRED_FOR_ALL_CLIENTS"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "service_documentation": issuer + "/",
     }
 

@@ -1,8 +1,10 @@
 """Token, revocation, introspection (RFC 6749 §3.2, RFC 7009, RFC 7662) and userinfo (Core §5.3)."""
 
+import json
+
 from flask import current_app, jsonify, request
 
-from .. import account as accounts, claims, client as clients, token as tokens
+from .. import account as accounts, claims, client as clients, dpop, signing_key, token as tokens
 from ..extensions import csrf, db, limiter
 from . import blueprint
 from .server import authorization
@@ -18,7 +20,22 @@ def _no_store(response):
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_TOKEN"])
 def token_endpoint():
-    return _no_store(authorization.create_token_response())
+    # The first signing keys are created (and committed) on first use: do it before a grant
+    # opens its transaction, never in the middle of redeeming a code or a refresh token.
+    signing_key.ensure_keys()
+    try:
+        dpop.prove_token_request()
+    except dpop.InvalidProof as error:
+        status, body, headers = error()
+        return _with_dpop_nonce(_no_store(current_app.response_class(json.dumps(body), status, headers)))
+    return _with_dpop_nonce(_no_store(authorization.create_token_response()))
+
+
+def _with_dpop_nonce(response):
+    """RFC 9449 §8: when proofs must carry a server nonce, every answer hands out the current one."""
+    if current_app.config["DPOP_NONCE_REQUIRED"]:
+        response.headers["DPoP-Nonce"] = dpop.current_nonce()
+    return response
 
 
 @blueprint.post("/revoke")
@@ -44,10 +61,21 @@ def _bearer_error(status: int, error: str, description: str):
     return _no_store(response)
 
 
+def _dpop_error(error: "dpop.InvalidProof"):
+    """RFC 9449 §7.1: a refused DPoP presentation, with the DPoP challenge (and a nonce if one is due)."""
+    response = jsonify(error=error.error, error_description=error.description)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = (
+        f'DPoP realm="{current_app.config["ISSUER"]}", error="{error.error}", error_description="{error.description}", '
+        f'algs="{" ".join(dpop.SIGNING_ALGORITHMS)}"'
+    )
+    return _with_dpop_nonce(_no_store(response))
+
+
 @blueprint.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    value = tokens.bearer_token(request.headers.get("Authorization"))
+    scheme, value = tokens.presented_token(request.headers.get("Authorization"))
     if value is None and request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
         value = request.form.get("access_token")  # RFC 6750 §2.2
     if value is None:
@@ -58,6 +86,10 @@ def userinfo():
     row = tokens.find_access_token(value)
     if row is None or row.account_id is None:
         return _bearer_error(401, "invalid_token", "The access token is invalid, expired or revoked.")
+    try:
+        dpop.check_presentation(row.dpop_jkt, scheme, value)
+    except dpop.InvalidProof as error:
+        return _dpop_error(error)
     if "openid" not in tokens.scopes(row):
         return _bearer_error(403, "insufficient_scope", "The access token lacks the openid scope.")
     account = accounts.get(row.account_id)

@@ -5,7 +5,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 
-from .. import account as accounts, audit, client as clients, sso_session, token as tokens
+from .. import account as accounts, audit, backchannel_logout, client as clients, sso_session, token as tokens
 from ..extensions import csrf, db
 from . import blueprint
 
@@ -41,6 +41,7 @@ def logout():
         audit.record(audit.Event.LOGOUT, account_id=current.account_id, client_id=client.client_id if client else None)
         sso_session.end(current, reason="logout")
         db.session.commit()
+        backchannel_logout.send_queued()
     if return_to:
         parts = urlsplit(return_to)
         query = "&".join(filter(None, [parts.query, urlencode({"state": params["state"]}) if params.get("state") else ""]))

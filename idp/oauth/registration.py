@@ -24,6 +24,9 @@ DEFAULT_GRANT_TYPES = ["authorization_code"]  # RFC 7591 §2
 DEFAULT_SCOPE = "openid profile email phone"
 DISPLAY_URIS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 DESCRIPTIVE_STRINGS = ("software_id", "software_version")
+BACKCHANNEL_LOGOUT = ("backchannel_logout_uri", "backchannel_logout_session_required")
+# RFC 9126 §6 and RFC 9449 §5.2: the client asks to be held to PAR / DPoP.
+BOOLEAN_FLAGS = ("require_pushed_authorization_requests", "dpop_bound_access_tokens")
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
@@ -100,7 +103,29 @@ def requested_metadata(body: dict) -> dict:
             metadata[name] = value
     if (contacts := _string_list(body, "contacts")) is not None:
         metadata["contacts"] = contacts
+    metadata.update(_backchannel_logout(body))
+    for flag in BOOLEAN_FLAGS:
+        if (value := body.get(flag)) is not None:
+            if not isinstance(value, bool):
+                raise clients.InvalidClientMetadata(f"{flag} must be a boolean")
+            metadata[flag] = value
     return metadata
+
+
+def _backchannel_logout(body: dict) -> dict:
+    """Back-Channel Logout §2.2. Logout tokens always carry ``sid``, so any session_required is met."""
+    found = {}
+    if (uri := _string(body, "backchannel_logout_uri")) is not None:
+        try:
+            clients.validate_redirect_uri(uri, native=False)
+        except clients.InvalidClientMetadata as error:
+            raise clients.InvalidClientMetadata(f"backchannel_logout_uri: {error.description}") from None
+        found["backchannel_logout_uri"] = uri
+    if (required := body.get("backchannel_logout_session_required")) is not None:
+        if not isinstance(required, bool):
+            raise clients.InvalidClientMetadata("backchannel_logout_session_required must be a boolean")
+        found["backchannel_logout_session_required"] = required
+    return found
 
 
 def _extract_client_metadata() -> dict:
@@ -125,7 +150,9 @@ def _registry_arguments(metadata: dict) -> dict:
         "auth_method": metadata["token_endpoint_auth_method"],
         "subject_type": metadata["subject_type"],
         "jwks": metadata.get("jwks"),
-        "extra_metadata": {name: metadata[name] for name in (*DISPLAY_URIS, *DESCRIPTIVE_STRINGS, "contacts") if name in metadata},
+        "extra_metadata": {name: metadata[name] for name in (*DISPLAY_URIS, *DESCRIPTIVE_STRINGS, "contacts", *BACKCHANNEL_LOGOUT,
+                                                                   *BOOLEAN_FLAGS)
+                           if name in metadata},
     }
 
 

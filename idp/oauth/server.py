@@ -23,8 +23,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .. import account as accounts, audit, claims, client as clients, clock, replay_cache, token as tokens
+from .. import account as accounts, audit, claims, client as clients, clock, delegation as delegations, dpop, replay_cache
+from .. import token as tokens
 from ..extensions import db
+from .token_exchange import TokenExchangeGrant
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -33,10 +35,11 @@ CLIENT_ASSERTION_ALGORITHMS = ["RS256", "ES256", "PS256"]
 
 @dataclass
 class EndUser:
-    """The patient a grant acts for, with how they authenticated."""
+    """The patient a grant acts for, with how they authenticated; ``delegation`` when an assistant acts."""
 
     account: accounts.Account
     context: tokens.AuthContext
+    delegation: delegations.Delegation | None = None
 
     def get_user_id(self) -> int:
         return self.account.id
@@ -79,6 +82,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge_method=payload.get("code_challenge_method") or ("S256" if payload.get("code_challenge") else None),
             claims_request=claims.parse_claims_request(payload.get("claims")),
             context=end_user.context,
+            delegation_id=end_user.delegation.id if end_user.delegation else None,
         )
 
     def query_authorization_code(self, code, client):
@@ -88,10 +92,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to do: the code was claimed once and for all when it was redeemed."""
 
     def authenticate_user(self, authorization_code):
-        account = accounts.get(authorization_code.account_id)
-        if account is None or not account.is_active:
-            return None
-        return EndUser(account, authorization_code.context)
+        return end_user_of(authorization_code.account_id, authorization_code.context, authorization_code.delegation_id)
 
     def create_token_response(self):
         client = self.request.client
@@ -108,18 +109,38 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             context=code.context,
             code_hash=code.code_hash,
             include_refresh_token=issues_refresh_token(client, code.scope),
+            delegation=end_user.delegation,
         )
         if "openid" in scope_to_list(code.scope):
             response["id_token"] = tokens.encode_id_token(
                 client,
                 end_user.account,
-                claims.release(end_user.account, client, code.scope, code.claims_request, "id_token"),
+                claims.release(end_user.account, client, code.scope, code.claims_request, "id_token") | actor_claims(end_user, client),
                 nonce=code.nonce,
                 context=code.context,
                 access_token=response["access_token"],
             )
         db.session.commit()
         return 200, response, self.TOKEN_RESPONSE_HEADER
+
+
+def end_user_of(account_id: int, context: tokens.AuthContext, delegation_id: str | None) -> EndUser | None:
+    """The patient behind a code or refresh token, if still active and, for an assistant, still assisted."""
+    account = accounts.get(account_id)
+    if account is None or not account.is_active:
+        return None
+    delegation = delegations.get(delegation_id)
+    if delegation_id and (delegation is None or not delegation.is_in_force()):
+        return None
+    return EndUser(account, context, delegation)
+
+
+def actor_claims(end_user: EndUser, client: clients.Client) -> dict:
+    """The ID token's ``act`` when an assistant acts (RFC 8693 §4.1), else ``may_act`` naming the assistants (§4.4)."""
+    if end_user.delegation:
+        return {"act": tokens.actor_claim(end_user.delegation, client)}
+    may_act = delegations.may_act(end_user.account, client)
+    return {"may_act": may_act} if may_act else {}
 
 
 def issues_refresh_token(client: clients.Client, scope: str) -> bool:
@@ -135,10 +156,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return tokens.claim_refresh_token(refresh_token)
 
     def authenticate_user(self, refresh_token):
-        account = accounts.get(refresh_token.account_id)
-        if account is None or not account.is_active:
-            return None
-        return EndUser(account, refresh_token.context)
+        return end_user_of(refresh_token.account_id, refresh_token.context, refresh_token.delegation_id)
 
     def revoke_old_credential(self, refresh_token):
         """Nothing to do: the old refresh token was marked rotated when it was claimed."""
@@ -149,6 +167,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if end_user is None:
             db.session.commit()
             raise InvalidGrantError("The account behind this token is not active.")
+        dpop.check_refresh_binding(family.dpop_jkt if self.request.client.is_public else None)
         # Never more than the client is registered for today (an admin may have narrowed it).
         scope = self.request.client.get_allowed_scope(self.request.payload.scope or family.scope)
         response, _ = tokens.issue(
@@ -159,16 +178,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             context=family.context,
             family=family,
             include_refresh_token=True,
+            delegation=end_user.delegation,
         )
         if "openid" in scope_to_list(scope):
             response["id_token"] = tokens.encode_id_token(
-                self.request.client, end_user.account, {}, nonce=None, context=family.context, access_token=response["access_token"]
+                self.request.client, end_user.account, actor_claims(end_user, self.request.client), nonce=None,
+                context=family.context, access_token=response["access_token"]
             )
         db.session.commit()
         return 200, response, self.TOKEN_RESPONSE_HEADER
 
 
-USER_SCOPES = {"openid", "profile", "email", "phone", "offline_access", "matricule"}
+USER_SCOPES = {"openid", "profile", "email", "phone", "offline_access", "matricule", "delegations", "assisted_patients"}
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -215,8 +236,10 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         defaults, which refuse PS256 and accept HS256 (a MAC is not a private key)."""
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=CLIENT_ASSERTION_ALGORITHMS)
-        except JoseError as error:
-            raise InvalidClientError(description=error.description) from error
+        except (JoseError, ValueError, TypeError) as error:  # joserfc raises TypeError on e.g. ``"crit": null``
+            # A fixed text: joserfc's descriptions may quote the attacker's header (a ``crit``
+            # value), and characters RFC 6749 §5.2 forbids there made Authlib fail with a 500.
+            raise InvalidClientError(description="The client assertion is not valid.") from error
         self.verify_claims(token.claims)
         return token.claims
 
@@ -233,7 +256,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     def get_audiences(self):
         issuer = current_app.config["ISSUER"]
-        return [issuer, issuer + "/token"]
+        return [issuer, issuer + "/token", issuer + "/par"]  # RFC 9126 §2
 
 
 class TokenRevocation(RevocationEndpoint):
@@ -277,6 +300,7 @@ def init_app(app: Flask) -> None:
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_grant(TokenExchangeGrant)
     authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization.register_endpoint(TokenRevocation)

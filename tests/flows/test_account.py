@@ -92,3 +92,14 @@ def test_chosen_language_is_remembered_on_the_account(app, client, patients, log
     other = app.test_client()
     type(patients)(app, other).login(logged_in)
     assert '<html lang="de">' in other.get("/account").get_data(as_text=True)
+
+
+def test_every_account_page_offers_to_log_out(client, patients):
+    """ASVS 5.0 §7.4.4: a visible logout on every authenticated page."""
+    patients.login(patients.create())
+    for path in ("/account", "/account/consents", "/account/sessions", "/account/assistants", "/account/trail", "/account/settings"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'action="/logout"' in page and 'name="confirm" value="yes"' in page, path
+    page = client.get("/account").get_data(as_text=True)
+    done = client.post("/logout", data={"csrf_token": csrf_token(page), "confirm": "yes"})
+    assert done.status_code == 200 and client.get("/account").status_code in (302, 303)

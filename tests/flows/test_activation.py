@@ -214,3 +214,12 @@ def test_a_second_submission_of_the_last_step_activates_once(wizard, pending, cl
     assert again.status_code == 303 and again.headers["Location"].endswith("/activation/done")
     names = [e.name for e in audit.recent(name="account:activated")]
     assert names == ["account:activated"]
+
+
+@pytest.mark.settings(RATE_LIMIT_ACTIVATION="3 per minute")
+def test_activation_codes_are_rate_limited_per_ip(wizard, pending):
+    """Guessing letters' codes across many matricules is bounded per address, not only per letter."""
+    account, _ = pending
+    wizard.accept_cgu()
+    statuses = [wizard.code(account.matricule, "WRONG-CODE-0000").status_code for _ in range(4)]
+    assert statuses == [400, 400, 400, 429]

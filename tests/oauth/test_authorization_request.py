@@ -304,3 +304,11 @@ def test_request_objects_are_refused_with_their_own_error(oidc, patients, rp_cli
     assert _answer(oidc.authorize(_url(rp_client, request="eyJhbGciOiJub25lIn0.e30.")))["error"] == "request_not_supported"
     assert _answer(oidc.authorize(_url(rp_client, request_uri="https://dsp.example.lu/r/1")))["error"] == "request_uri_not_supported"
 
+
+
+def test_the_implicit_and_hybrid_flows_are_refused(oidc, patients, rp_client):
+    """RFC 9700 §2.1.2: no token in the front channel; only ``response_type=code``."""
+    _logged_in(oidc, patients, rp_client)
+    for response_type in ("token", "id_token", "code id_token", "code token"):
+        answer = _answer(oidc.authorize(_url(rp_client, response_type=response_type)))
+        assert answer["error"] == "unsupported_response_type" and "access_token" not in answer and "id_token" not in answer

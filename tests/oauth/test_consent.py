@@ -1,5 +1,6 @@
 """Consent: third parties ask the patient once; our own services do not ask."""
 
+import html
 import json
 import re
 
@@ -58,3 +59,20 @@ def test_consent_page_lists_only_claims_the_client_may_receive(oidc, patients, t
     items = [item.strip() for item in re.findall(r"<li>(.*?)</li>", listed, re.S)]
     assert "email" in items
     assert not [item for item in items if "matricule" in item]
+
+
+def test_consent_page_names_the_delegation_scopes_in_words(oidc, patients):
+    from tests.oauth.conftest import PHARMACY_CALLBACK, register
+
+    rp = register(name="Pharmacie", redirect_uris=[PHARMACY_CALLBACK], scope="openid delegations assisted_patients")
+    page = oidc.authorize(authorization_request(rp, scope="openid delegations assisted_patients").url, patients.create())
+    listed = re.search(r'<ul class="scopes">(.*?)</ul>', page.get_data(as_text=True), re.S).group(1)
+    items = [html.unescape(item.strip()) for item in re.findall(r"<li>(.*?)</li>", listed, re.S)]
+    assert "la gestion des assistants de votre DSP" in items
+    assert "la liste des patients dont vous êtes l'assistant DSP" in items
+
+
+def test_consent_page_says_how_long_the_consent_lasts_and_where_to_withdraw_it(oidc, patients, third_party_client):
+    page = oidc.authorize(authorization_request(third_party_client).url, patients.create())
+    text = html.unescape(page.get_data(as_text=True))
+    assert "Cet accès reste valable jusqu'à ce que vous le retiriez, à tout moment" in text and "Services autorisés" in text

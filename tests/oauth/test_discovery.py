@@ -32,7 +32,8 @@ def test_metadata_describes_what_the_provider_supports(client):
     assert metadata["claims_parameter_supported"] is True
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert metadata["acr_values_supported"] == EIDAS
-    assert set(metadata["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
+    assert set(metadata["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials",
+                                                      "urn:ietf:params:oauth:grant-type:token-exchange"}
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert set(metadata["subject_types_supported"]) == {"public", "pairwise"}
     assert set(metadata["id_token_signing_alg_values_supported"]) == {"RS256", "ES256"}
@@ -93,7 +94,8 @@ def test_key_rotation_publishes_new_keys_and_keeps_the_old_ones_until_their_toke
     assert jwt.decode(fresh["access_token"], oidc.jwks()).header["kid"] in new_kids
 
     longest = max(app.config["ACCESS_TOKEN_TTL"], app.config["ID_TOKEN_TTL"], app.config["SIGNING_KEY_RETENTION"])
-    clock.advance(timedelta(seconds=longest + 1))
+    # Instances may sign with a just-retired key while their key cache lasts: it stays that much longer.
+    clock.advance(timedelta(seconds=longest + app.config["SIGNING_KEY_CACHE_SECONDS"] + 1))
     remaining = {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]}
     assert remaining == new_kids
 

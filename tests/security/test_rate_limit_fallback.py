@@ -1,0 +1,71 @@
+"""Redis unavailable: the per-IP limits fall back to each instance's memory and logins keep working.
+
+The choice (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``, not ``swallow_errors``) is documented in
+idp/extensions.py: swallowing errors would let a brute force through unlimited while Redis is
+down; the fallback keeps limiting, per instance.
+"""
+
+import pytest
+import redis
+
+from idp import create_app
+from idp.extensions import db
+from tests.conftest import RequestScopedClient, csrf_token
+from tests.security.conftest import free_port
+
+
+def login(http, matricule: str, password: str):
+    page = http.get("/login")
+    return http.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "matricule": matricule, "password": password})
+
+
+def instance(settings, tmp_path, redis_url: str):
+    application = create_app({**settings, "REDIS_URL": redis_url, "RATE_LIMIT_LOGIN": "3 per minute"})
+    application.instance_path = str(tmp_path)
+    application.test_client_class = RequestScopedClient
+    return application
+
+
+@pytest.fixture
+def unreachable_redis(throwaway_redis):
+    """A Redis URL nobody answers on (the fixture also restores the limiter afterwards)."""
+    throwaway_redis.stop()
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_logins_work_and_stay_limited_when_redis_is_unreachable(app, settings, tmp_path, patients, unreachable_redis):
+    patient = patients.create()
+    application = instance(settings, tmp_path, unreachable_redis)
+    with application.app_context():
+        http = application.test_client()
+        assert login(http, patient.matricule, patient.password).status_code == 303, "logins keep working"
+        assert [login(http, patient.matricule, "wrong-password-1").status_code for _ in range(2)] == [400, 400]
+        limited = login(http, patient.matricule, patient.password)
+        assert limited.status_code == 429, "the limit still holds, in this instance's memory"
+        assert "Trop de demandes" in limited.get_data(as_text=True)
+        db.session.remove()
+
+
+def test_redis_going_away_mid_run_keeps_logins_working(app, settings, tmp_path, patients, throwaway_redis):
+    patient = patients.create()
+    application = instance(settings, tmp_path, throwaway_redis.url)
+    with application.app_context():
+        http = application.test_client()
+        assert login(http, patient.matricule, patient.password).status_code == 303
+        assert redis.Redis.from_url(throwaway_redis.url).keys("LIMITS*"), "counted in Redis while it is up"
+        throwaway_redis.stop()
+        assert login(http, patient.matricule, patient.password).status_code == 303, "Redis gone: the login still works"
+        assert [login(http, patient.matricule, "wrong-password-1").status_code for _ in range(2)] == [400, 400]
+        assert login(http, patient.matricule, patient.password).status_code == 429, "the limit holds again, counted afresh in memory"
+        db.session.remove()
+
+
+@pytest.mark.settings(RATE_LIMIT_TOKEN="2 per minute")
+def test_a_rate_limited_token_request_gets_json_not_a_page(client, rp_client):
+    """Relying parties read JSON from the token endpoint, whatever their ``Accept`` header."""
+    answers = [client.post("/token", data={"grant_type": "client_credentials"}, auth=(rp_client.client_id, rp_client.plain_secret),
+                           headers={"Accept": "*/*"}) for _ in range(3)]
+    limited = answers[-1]
+    assert limited.status_code == 429 and limited.mimetype == "application/json"
+    assert limited.get_json()["error"] == "temporarily_unavailable"
+    assert int(limited.headers["Retry-After"]) > 0
