@@ -50,10 +50,10 @@ def logout_uri(client: clients.Client) -> str | None:
     return (client.extra_metadata or {}).get("backchannel_logout_uri")
 
 
-def enqueue(session_ids: list[str]) -> int:
+def enqueue(session_ids: list[str]) -> None:
     """Queue a delivery per (ended session, client with a back-channel URI that got tokens in it)."""
     if not session_ids:
-        return 0
+        return
     pairs = db.session.execute(
         select(tokens.Token.sso_session_id, tokens.Token.client_id, tokens.Token.account_id)
         .where(tokens.Token.sso_session_id.in_(session_ids), tokens.Token.account_id.is_not(None))
@@ -69,7 +69,6 @@ def enqueue(session_ids: list[str]) -> int:
                                   created_at=now, next_attempt_at=now, attempts=0)
         db.session.add(delivery)
         queued.append(delivery)
-    return len(pairs)
 
 
 def send_queued() -> None:

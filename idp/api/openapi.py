@@ -1,7 +1,9 @@
-"""``/openapi.json``: the OpenAPI 3.1 document of the delegation API, every response described."""
+"""``/openapi.json``: the OpenAPI 3.1 document of the JSON APIs (delegations, dynamic client
+registration), every response described."""
 
 from flask import current_app, jsonify
 
+from .. import client as clients
 from . import blueprint
 
 _JSON = "application/json"
@@ -98,12 +100,17 @@ def document() -> dict:
                     "responses": {"204": {"description": "Ended."}, **_errors(401, 403, 404)},
                 },
             },
+            **_registration_paths(),
         },
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                            "description": "An access token issued by this server with the `delegations` scope (RFC 6750, RFC 9068). "
                                           "A DPoP-bound one is presented as `Authorization: DPoP` with a `DPoP` proof (RFC 9449 §7.1)."},
+                "initialAccessToken": {"type": "http", "scheme": "bearer",
+                                       "description": "A single-use initial access token from `idp clients initial-token` (RFC 7591 §3)."},
+                "registrationAccessToken": {"type": "http", "scheme": "bearer",
+                                            "description": "The registration access token returned at registration (RFC 7592 §3)."},
                 "oauth2": {"type": "oauth2", "flows": {"authorizationCode": {
                     "authorizationUrl": issuer + "/authorize", "tokenUrl": issuer + "/token",
                     "scopes": SCOPE_DESCRIPTIONS}}},
@@ -131,6 +138,19 @@ def document() -> dict:
                     "type": {"type": "string", "enum": ["assistant_dsp"], "default": "assistant_dsp"},
                     "role": {"type": ["string", "null"], "maxLength": 100},
                     "valid_until": {"type": ["string", "null"], "format": "date", "description": "Last day, today or later."}}},
+                "ClientMetadata": _client_metadata_schema(),
+                "ClientInformation": {
+                    "type": "object", "additionalProperties": True,
+                    "required": ["client_id", "client_id_issued_at", "client_secret_expires_at", "redirect_uris", "grant_types",
+                                 "token_endpoint_auth_method", "registration_client_uri"],
+                    "properties": {
+                        "client_id": {"type": "string"}, "client_id_issued_at": {"type": "integer"},
+                        "client_secret": {"type": "string", "description": "Only when one was just issued."},
+                        "client_secret_expires_at": {"type": "integer", "enum": [0]},
+                        "registration_access_token": {"type": "string"}, "registration_client_uri": {"type": "string", "format": "uri"},
+                        "redirect_uris": {"type": "array", "items": {"type": "string"}},
+                        "grant_types": {"type": "array", "items": {"type": "string"}},
+                        "token_endpoint_auth_method": {"type": "string"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "error_description": {"type": "string"}}},
             },
@@ -138,6 +158,55 @@ def document() -> dict:
     }
 
 
+
+
+def _client_metadata_schema() -> dict:
+    """RFC 7591 §2 client metadata as this server takes it (unknown members are ignored)."""
+    text_list = {"type": "array", "items": {"type": "string"}}
+    return {"type": "object", "additionalProperties": True, "properties": {
+        "client_name": {"type": "string", "maxLength": 200},
+        "redirect_uris": text_list, "post_logout_redirect_uris": text_list,
+        "grant_types": {"type": "array", "items": {"type": "string", "enum": clients.SUPPORTED_GRANT_TYPES}},
+        "response_types": {"type": "array", "items": {"type": "string", "enum": ["code"]}},
+        "scope": {"type": "string", "description": "Space-separated: " + " ".join(clients.SUPPORTED_SCOPES)},
+        "token_endpoint_auth_method": {"type": "string", "enum": clients.SUPPORTED_AUTH_METHODS},
+        "subject_type": {"type": "string", "enum": ["public", "pairwise"]},
+        "jwks": {"type": "object", "description": "Public keys for private_key_jwt (`jwks_uri` is not supported)."},
+        **{name: {"type": "string", "format": "uri"} for name in ("client_uri", "logo_uri", "tos_uri", "policy_uri", "backchannel_logout_uri")},
+        "software_id": {"type": "string"}, "software_version": {"type": "string"}, "contacts": text_list,
+        **{name: {"type": "boolean"} for name in ("backchannel_logout_session_required", "require_pushed_authorization_requests",
+                                                  "dpop_bound_access_tokens")},
+    }}
+
+
+def _registration_paths() -> dict:
+    """RFC 7591 registration and RFC 7592 client configuration."""
+    metadata_body = {"required": True, "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ClientMetadata"}}}}
+    information = {_JSON: {"schema": {"$ref": "#/components/schemas/ClientInformation"}}}
+    invalid_metadata = _error("The metadata are refused (`invalid_client_metadata`, `invalid_redirect_uri`; RFC 7591 §3.2.2), "
+                              "or the body is not a JSON object.", ["invalid_client_metadata", "invalid_redirect_uri"])
+    bad_token = _error("No token, or one that is not valid for this operation (`invalid_token`).", ["invalid_token"], True)
+    too_large = _error("The body is larger than the server accepts (`invalid_request`).", ["invalid_request"])
+    client_id = [{"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        "/register": {"post": {
+            "operationId": "registerClient", "summary": "Register a client (RFC 7591).",
+            "security": [{"initialAccessToken": []}], "requestBody": metadata_body,
+            "responses": {"201": {"description": "Registered; the secret, if any, is shown only here.", "content": information},
+                          "400": invalid_metadata, "401": bad_token, "413": too_large}}},
+        "/register/{client_id}": {
+            "get": {"operationId": "readClient", "summary": "Read the registration (RFC 7592 §2.1).", "parameters": client_id,
+                    "security": [{"registrationAccessToken": []}],
+                    "responses": {"200": {"description": "The registration.", "content": information}, "401": bad_token}},
+            "put": {"operationId": "replaceClient", "summary": "Replace the registration (RFC 7592 §2.2).", "parameters": client_id,
+                    "security": [{"registrationAccessToken": []}], "requestBody": metadata_body,
+                    "responses": {"200": {"description": "The new registration.", "content": information}, "400": invalid_metadata,
+                                  "401": bad_token, "413": too_large}},
+            "delete": {"operationId": "deleteClient", "summary": "Delete the registration (RFC 7592 §2.3).", "parameters": client_id,
+                       "security": [{"registrationAccessToken": []}],
+                       "responses": {"204": {"description": "Deleted."}, "401": bad_token}},
+        },
+    }
 
 
 @blueprint.get("/openapi.json")

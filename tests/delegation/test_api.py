@@ -142,7 +142,8 @@ def test_the_openapi_document_describes_every_operation(client):
     assert document["openapi"].startswith("3.1")
     schema = schemathesis.openapi.from_dict(document)
     operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
-    assert operations == {("GET", API), ("POST", API), ("POST", API + "/lookup"), ("DELETE", API + "/{id}")}
+    assert {operation for operation in operations if operation[1].startswith(API)} == {
+        ("GET", API), ("POST", API), ("POST", API + "/lookup"), ("DELETE", API + "/{id}")}
 
 
 def test_every_response_conforms_to_the_openapi_document(app, viewer, child, parent):

@@ -45,12 +45,16 @@ class Wizard:
     def finish(self):
         return self.post("/activation/other-means")
 
-    def run(self, account, code):
+    def to_last_step(self, account, code):
+        """CGU, letter code, password, channel and its code: everything but the final step."""
         assert self.accept_cgu().status_code == 303
         assert self.code(account.matricule, code).status_code == 303
         assert self.password().status_code == 303
         assert self.send().status_code == 303
         assert self.verify(self.patients.last_code("+352621555777")).status_code == 303
+
+    def run(self, account, code):
+        self.to_last_step(account, code)
         return self.finish()
 
 
