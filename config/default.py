@@ -110,6 +110,17 @@ RATE_LIMIT_DELEGATION_LOOKUP = "10 per minute"
 # Audit log retention in days: ``idp audit purge`` (run it daily) deletes older events. At least
 # 1096 days (3 years, EHDS Art. 9); the command refuses less.
 AUDIT_RETENTION_DAYS = 1096
+# Housekeeping: ``idp housekeeping purge`` (run it daily) deletes short-lived rows past use. These
+# are how long, in seconds, finished rows are kept first (0 or more; ``idp/housekeeping.py`` says
+# what each rule keeps whatever the window): tokens after their access token and refresh-token
+# family expired (at least SSO_ABSOLUTE_TIMEOUT; authorization codes the longest token lifetime
+# more), SSO sessions after they ended or timed out, back-channel logouts after delivery or
+# abandonment, and the lockout of a matricule without an account after it ended (long: a real
+# account keeps its backoff until a right password).
+HOUSEKEEPING_TOKEN_RETENTION = 7 * 24 * 3600
+HOUSEKEEPING_SSO_SESSION_RETENTION = 30 * 24 * 3600
+HOUSEKEEPING_LOGOUT_DELIVERY_RETENTION = 7 * 24 * 3600
+HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION = 90 * 24 * 3600
 
 # Token lifetimes, in seconds.
 AUTHORIZATION_CODE_TTL = 60

@@ -92,6 +92,7 @@ class Event(str, enum.Enum):
     PATIENT_SELECTED = "delegation:patient_selected"
     TRAIL_EXPORTED = "audit:trail_exported"
     AUDIT_PURGED = "audit:purged"
+    HOUSEKEEPING_PURGED = "housekeeping:purged"
     FEDERATED_IDENTITY_LINKED = "federation:identity_linked"
     FEDERATED_IDENTITY_UNLINKED = "federation:identity_unlinked"
     FEDERATED_LOGIN_STARTED = "federation:login_started"

@@ -9,7 +9,8 @@ from flask.cli import FlaskGroup
 
 
 def register_commands(app: Flask) -> None:
-    from . import account, activation_letter, admin_account, audit, backchannel_logout, delegation, demo, helpdesk_request, messaging, signing_key
+    from . import account, activation_letter, admin_account, audit, backchannel_logout, delegation, demo, helpdesk_request
+    from . import housekeeping, messaging, signing_key
     from . import account_suspension  # noqa: F401  (adds `idp patients disable|enable`)
     from .admin import clients_cli
     from .federation.sandbox.cli import sandbox_cli
@@ -25,6 +26,7 @@ def register_commands(app: Flask) -> None:
         helpdesk_request.requests_cli,
         demo.demo_cli,
         audit.audit_cli,
+        housekeeping.housekeeping_cli,
         delegation.delegations_cli,
         sandbox_cli,
     ):

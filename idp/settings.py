@@ -37,6 +37,12 @@ _CHOICES = {
     "SMTP_SECURITY": ("none", "starttls", "tls"),
 }
 
+# Housekeeping windows (``idp housekeeping purge``), in seconds.
+_RETENTION_SECONDS = (
+    "HOUSEKEEPING_TOKEN_RETENTION", "HOUSEKEEPING_SSO_SESSION_RETENTION",
+    "HOUSEKEEPING_LOGOUT_DELIVERY_RETENTION", "HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION",
+)
+
 
 class InvalidSettings(ValueError):
     """A setting has a value the provider cannot run with."""
@@ -78,6 +84,9 @@ def _validate(config: Mapping[str, Any]) -> None:
             raise InvalidSettings(f"{name} must be one of {', '.join(allowed)}, not {config[name]!r}")
     if config["SMS_BACKEND"] == "http" and not config.get("SMS_GATEWAY_URL"):
         raise InvalidSettings("SMS_BACKEND=http needs SMS_GATEWAY_URL")
+    for name in _RETENTION_SECONDS:
+        if isinstance(config[name], bool) or not isinstance(config[name], int) or config[name] < 0:
+            raise InvalidSettings(f"{name} must be a whole number of seconds, 0 or more")  # less would purge live rows
 
 
 def _is_loopback(host: str) -> bool:
