@@ -172,7 +172,8 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
 
 
 def _ensure_mydsp() -> dict[str, Any]:
-    """The MyDSP mobile app: a public native client (RFC 8252), any loopback port."""
+    """The MyDSP mobile app: a public native client (RFC 8252), any loopback port, its tokens
+    bound to the app's key: no token without a DPoP proof (RFC 9449 §5.2)."""
     registered, created = _ensure(
         MYDSP_ID,
         name="MyDSP (demo)",
@@ -180,7 +181,7 @@ def _ensure_mydsp() -> dict[str, Any]:
         grant_types=DEMO_GRANT_TYPES,
         scope=f"openid profile offline_access {DELEGATION_SCOPES}",
         auth_method="none",
-        extra_metadata=_dsp_api_audiences(),
+        extra_metadata={**_dsp_api_audiences(), "dpop_bound_access_tokens": True},
     )
     return _shown(registered, created)
 

@@ -6,6 +6,11 @@ browser for the login (§8.12, never an embedded view). Refresh tokens keep it l
 lists the records the patient may open (``assisted_patients``) and opens a child's record
 through a token exchange (RFC 8693). Tokens are kept in a file readable only by the user.
 
+Its tokens are sender-constrained with DPoP (RFC 9449): the installation's own EC P-256 key,
+made at first use and kept beside the tokens, signs a proof for every token request and every
+call to userinfo and the DSP API; the provider binds access and refresh tokens to that key
+(``cnf.jkt``), so a copied token is useless without it. Server nonces (§8, §9) are followed.
+
     python -m rp_demo.mydsp login      # opens the browser on the eSanté login
     python -m rp_demo.mydsp records    # my record and the ones I assist
     python -m rp_demo.mydsp open 2     # the second record of the list
@@ -26,19 +31,73 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client import OAuth2Session, OAuthError
+from authlib.oauth2.client import DEFAULT_HEADERS
 from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
-from .protocol import TIMEOUT, InvalidToken, ProviderError, ProviderKeys, discover, token_exchange_parameters
+from .protocol import (TIMEOUT, InvalidToken, ProviderError, ProviderKeys, access_token_hash, discover,
+                       token_exchange_parameters)
 
 CLIENT_ID = "mydsp"
 SCOPE = "openid profile offline_access delegations assisted_patients"
 REFRESH_MARGIN = 30
 DEFAULT_TOKEN_FILE = Path.home() / ".config" / "mydsp" / "tokens.json"
+DPOP_KEY_FILE_NAME = "dpop-key.json"  # beside the token file
+USE_DPOP_NONCE = "use_dpop_nonce"
 
 
 class MyDspError(Exception):
     """Something the person using the app must be told; the message is French."""
+
+
+class DPoPKey:
+    """The installation's proof-of-possession key (RFC 9449 §4): EC P-256, signing ES256.
+
+    Made once and kept in a file readable only by the user; only its public half leaves, in the
+    ``jwk`` header of each proof.
+    """
+
+    algorithm = "ES256"
+
+    def __init__(self, key: ECKey):
+        self.key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> "DPoPKey":
+        path = Path(path)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = ECKey.generate_key("P-256", private=True)
+            try:  # O_EXCL: when two runs race, the second one reads the first one's key
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(descriptor, "w") as handle:
+                    json.dump(key.as_dict(private=True), handle)
+                return cls(key)
+        return cls(ECKey.import_key(json.loads(path.read_text())))
+
+    def thumbprint(self) -> str:
+        """RFC 7638 thumbprint: the ``jkt`` the provider binds our tokens to (RFC 9449 §6.1)."""
+        return self.key.thumbprint()
+
+    def proof(self, method: str, url: str, *, nonce: str | None = None, access_token: str | None = None) -> str:
+        """A fresh DPoP proof JWT (§4.2) for one request; ``ath`` when it carries an access token."""
+        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url.split("?")[0].split("#")[0], "iat": int(time.time())}
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["ath"] = access_token_hash(access_token)
+        header = {"typ": "dpop+jwt", "alg": self.algorithm, "jwk": self.key.as_dict(private=False)}
+        return jwt.encode(header, claims, self.key, algorithms=[self.algorithm])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class _Callback(BaseHTTPRequestHandler):
@@ -70,6 +129,8 @@ class MyDsp:
         self.metadata = discover(issuer)
         self.keys = ProviderKeys(self.metadata["jwks_uri"])
         self.state: dict[str, Any] | None = json.loads(self.token_file.read_text()) if self.token_file.exists() else None
+        self.dpop_key = DPoPKey.load_or_create(self.token_file.with_name(DPOP_KEY_FILE_NAME))
+        self.dpop_nonces: dict[str, str] = {}  # per server origin, the last DPoP-Nonce it gave (§8, §9)
 
     # --- login -------------------------------------------------------------------------------
 
@@ -101,8 +162,9 @@ class MyDsp:
         if self.metadata.get("authorization_response_iss_parameter_supported") and answer.get("iss") != self.issuer:
             raise MyDspError("Réponse de connexion d'un autre émetteur (iss).")  # RFC 9207 §2.4
         try:
-            token = client.fetch_token(self.metadata["token_endpoint"], code=answer["code"], code_verifier=verifier,
-                                       grant_type="authorization_code")
+            token = self._token_request(lambda headers: client.fetch_token(
+                self.metadata["token_endpoint"], code=answer["code"], code_verifier=verifier, grant_type="authorization_code",
+                headers=headers))
         except AuthlibBaseError as error:
             raise MyDspError(f"Connexion refusée par eSanté : {error}") from None
         claims = self._verify_id_token(token, nonce)
@@ -127,9 +189,12 @@ class MyDsp:
         if self.state is None:
             raise MyDspError("Vous n'êtes pas connecté : lancez d'abord « login ».")
         token = self.state["token"]
-        if token.get("expires_at", 0) - REFRESH_MARGIN <= time.time():
+        # A token saved before MyDSP used DPoP is renewed at once, bound this time.
+        if token.get("expires_at", 0) - REFRESH_MARGIN <= time.time() or str(token.get("token_type")).lower() != "dpop":
+            session = self._session()
             try:
-                renewed = self._session().refresh_token(self.metadata["token_endpoint"], refresh_token=token["refresh_token"])
+                renewed = self._token_request(lambda headers: session.refresh_token(
+                    self.metadata["token_endpoint"], refresh_token=token["refresh_token"], headers=headers))
             except (AuthlibBaseError, KeyError) as error:
                 raise MyDspError(f"Session expirée, reconnectez-vous ({error}).") from None
             self._save({**self.state, "token": dict(renewed)})
@@ -137,8 +202,7 @@ class MyDsp:
 
     def records(self) -> list[dict[str, Any]]:
         """My record first, then those I assist: ``{"sub", "name", "own"}``."""
-        response = requests.get(self.metadata["userinfo_endpoint"], headers={"Authorization": f"Bearer {self.access_token()}"},
-                                timeout=TIMEOUT)
+        response = self._resource_request("GET", self.metadata["userinfo_endpoint"], self.access_token())
         if response.status_code != 200:
             raise MyDspError(f"eSanté refuse la lecture du profil ({response.status_code}).")
         userinfo = response.json()
@@ -153,22 +217,66 @@ class MyDsp:
         if subject == self.state["sub"]:
             token = own_token
         else:
+            session = self._session()
             try:
-                exchanged = self._session().fetch_token(
-                    self.metadata["token_endpoint"], scope="",
+                exchanged = self._token_request(lambda headers: session.fetch_token(
+                    self.metadata["token_endpoint"], scope="", headers=headers,
                     **token_exchange_parameters(own_token, subject, self.dsp_api_audience),
-                )
+                ))
             except AuthlibBaseError as error:
                 raise MyDspError(f"Accès au dossier refusé par eSanté : {error}") from None
             token = exchanged["access_token"]
-        response = requests.get(f"{self.dsp_api}/v1/record", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+        response = self._resource_request("GET", f"{self.dsp_api}/v1/record", token)
         if response.status_code != 200:
             raise MyDspError(f"Le DSP refuse l'accès ({response.status_code}).")
         return response.json()
 
+    # --- DPoP (RFC 9449) ------------------------------------------------------------------------
+
+    def _token_request(self, send: Callable[[dict[str, str]], dict[str, Any]]) -> dict[str, Any]:
+        """``send(headers)`` to the token endpoint with a proof (§5); once more with the server's
+        nonce when it answers ``use_dpop_nonce`` (§8). The tokens must come back DPoP-bound."""
+        url = self.metadata["token_endpoint"]
+        sent_nonce = self.dpop_nonces.get(_origin(url))
+        try:
+            token = send(self._token_request_headers(url))
+        except OAuthError as error:
+            if error.error != USE_DPOP_NONCE or self.dpop_nonces.get(_origin(url)) in (None, sent_nonce):
+                raise
+            token = send(self._token_request_headers(url))
+        if str(token.get("token_type", "")).lower() != "dpop":  # §5: a bearer token would not be bound to our key
+            raise MyDspError("eSanté n'a pas lié le jeton à la clé de MyDSP (DPoP) : connexion refusée.")
+        return token
+
+    def _token_request_headers(self, url: str) -> dict[str, str]:
+        return {**DEFAULT_HEADERS, "DPoP": self.dpop_key.proof("POST", url, nonce=self.dpop_nonces.get(_origin(url)))}
+
+    def _resource_request(self, method: str, url: str, access_token: str) -> requests.Response:
+        """A call with a DPoP-bound access token (§7.1): ``Authorization: DPoP`` and a proof with
+        ``ath``; once more with the server's nonce on a 401 ``use_dpop_nonce`` (§9)."""
+        sent_nonce = self.dpop_nonces.get(_origin(url))
+        response = self._send_with_proof(method, url, access_token)
+        asks_nonce = response.status_code == 401 and 'error="use_dpop_nonce"' in response.headers.get("WWW-Authenticate", "")
+        if asks_nonce and self.dpop_nonces.get(_origin(url)) not in (None, sent_nonce):
+            response = self._send_with_proof(method, url, access_token)
+        return response
+
+    def _send_with_proof(self, method: str, url: str, access_token: str) -> requests.Response:
+        proof = self.dpop_key.proof(method, url, nonce=self.dpop_nonces.get(_origin(url)), access_token=access_token)
+        response = requests.request(method, url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=TIMEOUT)
+        self._remember_nonce(response)
+        return response
+
+    def _remember_nonce(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Keep each server's latest ``DPoP-Nonce`` for the next proofs to it (§8: until it gives another)."""
+        if nonce := response.headers.get("DPoP-Nonce"):
+            self.dpop_nonces[_origin(response.url)] = nonce
+
     def _session(self, redirect_uri: str | None = None) -> OAuth2Session:
-        return OAuth2Session(self.client_id, scope=SCOPE, redirect_uri=redirect_uri, code_challenge_method="S256",
-                             token_endpoint_auth_method="none")
+        session = OAuth2Session(self.client_id, scope=SCOPE, redirect_uri=redirect_uri, code_challenge_method="S256",
+                                token_endpoint_auth_method="none")
+        session.hooks["response"].append(self._remember_nonce)  # the token endpoint's nonces (§8)
+        return session
 
     def _save(self, state: dict[str, Any]) -> None:
         """Written 0600 before any byte lands: tokens are credentials."""

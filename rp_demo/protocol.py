@@ -1,9 +1,11 @@
-"""What every demo relying party needs from the provider: discovery, its keys, token exchange.
+"""What every demo relying party needs from the provider: discovery, its keys, token exchange, DPoP.
 
 The viewer, MyDSP and the DSP API each talk to the provider only through these standard
 documents, as an outside integrator would (README, "Integrating a relying party").
 """
 
+import base64
+import hashlib
 import threading
 from typing import Any
 
@@ -16,6 +18,8 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 �
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
 TIMEOUT = 10
 ALGORITHMS = ["RS256", "ES256"]
+# RFC 9449: proofs are signed with an asymmetric key (§4.2); these are the provider's algorithms too.
+DPOP_ALGORITHMS = ["ES256", "RS256", "PS256"]
 
 
 class ProviderError(Exception):
@@ -104,3 +108,9 @@ def token_exchange_parameters(subject_token: str, requested_subject: str, audien
     if audience:
         parameters["audience"] = audience
     return parameters
+
+
+def access_token_hash(access_token: str) -> str:
+    """RFC 9449 §4.2 ``ath``: base64url (unpadded) SHA-256 of the access token's ASCII bytes."""
+    return base64.urlsafe_b64encode(hashlib.sha256(access_token.encode("ascii")).digest()).rstrip(b"=").decode()
+

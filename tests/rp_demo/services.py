@@ -2,6 +2,7 @@
 
 ``provider`` serves the test's app; ``dsp_api`` and ``viewer`` serve the rp_demo apps pointed
 at it; ``demo_clients`` registers the two demo clients (``idp demo seed``) for those URLs.
+A test sets the DSP API's settings with ``@pytest.mark.parametrize("dsp_api_config", [{...}])``.
 """
 
 import pytest
@@ -20,10 +21,15 @@ def provider(app):
 
 
 @pytest.fixture
-def dsp_api(provider):
-    api = dsp_api_app.create_app({"ISSUER": provider.url})
+def dsp_api_config() -> dict:
+    return {}
+
+
+@pytest.fixture
+def dsp_api(provider, dsp_api_config):
+    api = dsp_api_app.create_app({"ISSUER": provider.url, **dsp_api_config})
     with LiveServer(api) as server:
-        api.config["AUDIENCE"] = server.url
+        api.config["AUDIENCE"] = api.config["PUBLIC_URL"] = server.url
         yield server
 
 

@@ -18,6 +18,14 @@ def test_both_demo_apps_may_manage_assistants_and_exchange_tokens_for_the_dsp_ap
     assert clients.get("mydsp").is_public
 
 
+def test_mydsp_is_registered_for_dpop_bound_tokens_and_the_viewer_is_not(app):
+    """Issue 8: the public client's tokens are sender-constrained (RFC 9449 §5.2); the
+    confidential viewer keeps bearer tokens."""
+    demo.seed()
+    assert clients.get("mydsp").extra_metadata["dpop_bound_access_tokens"] is True
+    assert "dpop_bound_access_tokens" not in clients.get("dsp-viewer").extra_metadata
+
+
 @pytest.mark.settings(DEMO_DSP_VIEWER_URL="http://127.0.0.1:6001", DEMO_DSP_API_AUDIENCE="http://127.0.0.1:6002")
 def test_the_demo_apps_follow_the_ports_they_run_on(app):
     demo.seed()
@@ -36,4 +44,5 @@ def test_a_registration_from_an_earlier_seed_is_brought_up_to_date(app):
     mydsp = clients.get("mydsp")
     assert not report["clients"][1]["created"]
     assert "assisted_patients" in mydsp.scope and TOKEN_EXCHANGE in mydsp.grant_types
-    assert mydsp.extra_metadata == {"note": "kept", "access_token_audiences": ["http://127.0.0.1:5002"]}
+    assert mydsp.extra_metadata == {"note": "kept", "access_token_audiences": ["http://127.0.0.1:5002"],
+                                    "dpop_bound_access_tokens": True}

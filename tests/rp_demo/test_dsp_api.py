@@ -1,12 +1,17 @@
-"""The DSP API verifies the provider's JWT access tokens offline and keeps who read which record."""
+"""The DSP API verifies the provider's JWT access tokens offline and keeps who read which record;
+a token bound to a key (``cnf.jkt``) opens it only with a DPoP proof by that key (RFC 9449 §7.1)."""
 
+import json
+import secrets
 import time
 
+import pytest
 import requests
-from joserfc import jwt
+from joserfc import jwk, jws, jwt
 
 from idp import signing_key
 from rp_demo.dsp_api import documents_for
+from rp_demo.protocol import access_token_hash
 
 
 def access_token(issuer: str, audience, *, typ: str = "at+jwt", expires_in: int = 300, **claims) -> str:
@@ -73,10 +78,11 @@ def test_a_token_signed_with_another_key_is_refused(provider, dsp_api):
 
 
 def test_no_token_gets_a_challenge_without_error_code(dsp_api):
-    """RFC 6750 §3.1: a request without credentials gets no error code."""
+    """RFC 6750 §3.1: a request without credentials gets no error code; both schemes are offered
+    (RFC 9449 §7.1), DPoP with the proof algorithms."""
     response = read(dsp_api.url, None)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="dsp-api"'
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="dsp-api", DPoP realm="dsp-api", algs="ES256 RS256 PS256"'
 
 
 def test_the_trail_tells_an_assistant_from_the_owner(provider, dsp_api):
@@ -103,3 +109,131 @@ def test_garbage_is_an_invalid_token(provider, dsp_api):
     for garbage in ("not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."):
         response = read(dsp_api.url, garbage)
         assert response.status_code == 401 and response.json()["error"] == "invalid_token", garbage
+
+
+# --- DPoP-bound tokens (RFC 9449) ------------------------------------------------------------
+
+
+class Device:
+    """A client's DPoP key and the proofs it signs (§4.2), any claim overridable."""
+
+    def __init__(self):
+        self.key = jwk.ECKey.generate_key("P-256", private=True)
+
+    def proof(self, url: str, token: str | None, *, method: str = "GET", header: dict | None = None, **claims) -> str:
+        body = {"jti": secrets.token_urlsafe(12), "htm": method, "htu": url, "iat": int(time.time()),
+                **({"ath": access_token_hash(token)} if token else {}), **claims}
+        body = {name: value for name, value in body.items() if value is not None}
+        head = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False), **(header or {})}
+        return jws.serialize_compact(head, json.dumps(body).encode(), self.key, algorithms=["ES256"])
+
+
+def bound_token(provider, dsp_api, device: Device, **claims) -> str:
+    return access_token(provider.url, [provider.url, dsp_api.url], client_id="mydsp", cnf={"jkt": device.key.thumbprint()}, **claims)
+
+
+def present(url: str, token: str, proof: str | None, scheme: str = "DPoP") -> requests.Response:
+    headers = {"Authorization": f"{scheme} {token}", **({"DPoP": proof} if proof else {})}
+    return requests.get(url, headers=headers, timeout=10)
+
+
+def test_a_bound_token_opens_the_record_with_a_proof_by_its_key(provider, dsp_api):
+    device = Device()
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    response = present(url, token, device.proof(url, token))
+    assert response.status_code == 200 and response.json()["subject"] == "patient-sub"
+    trail = present(url + "/accesses", token, device.proof(url + "/accesses", token))
+    assert trail.status_code == 200 and len(trail.json()["accesses"]) == 1
+
+
+def test_a_bound_token_presented_as_bearer_is_refused(provider, dsp_api):
+    token = bound_token(provider, dsp_api, Device())
+    response = read(dsp_api.url, token)
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('DPoP realm="dsp-api"') and 'error="invalid_token"' in challenge
+
+
+def test_a_stolen_bound_token_with_a_proof_by_another_key_is_refused(provider, dsp_api):
+    token = bound_token(provider, dsp_api, Device())
+    url = dsp_api.url + "/v1/record"
+    response = present(url, token, Device().proof(url, token))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_dpop_proof"
+    assert 'error="invalid_dpop_proof"' in response.headers["WWW-Authenticate"]
+    assert present(url, token, None).json()["error"] == "invalid_dpop_proof", "no proof at all"
+
+
+def test_a_proof_is_accepted_only_once(provider, dsp_api):
+    device = Device()
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    proof = device.proof(url, token)
+    assert present(url, token, proof).status_code == 200
+    replayed = present(url, token, proof)
+    assert replayed.status_code == 401 and "already used" in replayed.json()["error_description"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"method": "POST"}, "htm"),
+    ({"htu": "http://127.0.0.1:1/v1/record"}, "htu"),
+    ({"ath": access_token_hash("another-token")}, "ath"),
+    ({"ath": None}, "ath"),
+    ({"iat": int(time.time()) - 3600}, "iat"),
+    ({"iat": int(time.time()) + 3600}, "iat"),
+    ({"header": {"typ": "JWT"}}, "typ"),
+    ({"jti": None}, "jti"),
+])
+def test_a_proof_that_does_not_fit_the_request_is_refused(provider, dsp_api, change, message):
+    """§4.3: signature, typ, htm, htu, iat window, ath."""
+    device = Device()
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    proof = device.proof(change.pop("htu", url), token, **change)
+    response = present(url, token, proof)
+    assert response.status_code == 401 and response.json()["error"] == "invalid_dpop_proof"
+    assert message in response.json()["error_description"]
+
+
+def test_a_proof_carrying_a_private_key_is_refused(provider, dsp_api):
+    device = Device()
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    response = present(url, token, device.proof(url, token, header={"jwk": device.key.as_dict(private=True)}))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_dpop_proof"
+
+
+def test_an_unbound_token_under_the_dpop_scheme_is_refused_but_works_as_bearer(provider, dsp_api):
+    device = Device()
+    token = access_token(provider.url, [provider.url, dsp_api.url])
+    url = dsp_api.url + "/v1/record"
+    response = present(url, token, device.proof(url, token))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith("DPoP ")
+    assert read(dsp_api.url, token).status_code == 200
+
+
+def test_an_invalid_token_under_the_dpop_scheme_gets_a_dpop_challenge(provider, dsp_api):
+    device = Device()
+    token = bound_token(provider, dsp_api, device, expires_in=-120)
+    url = dsp_api.url + "/v1/record"
+    response = present(url, token, device.proof(url, token))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+    assert response.headers["WWW-Authenticate"].startswith('DPoP realm="dsp-api", error="invalid_token"')
+
+
+@pytest.mark.parametrize("dsp_api_config", [{"DPOP_NONCE_REQUIRED": True}])
+def test_with_nonces_the_api_asks_for_its_own_and_takes_it(provider, dsp_api):
+    """§9: a proof without the API's nonce gets 401 ``use_dpop_nonce`` and a ``DPoP-Nonce``."""
+    device = Device()
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    first = present(url, token, device.proof(url, token))
+    assert first.status_code == 401 and first.json()["error"] == "use_dpop_nonce"
+    assert 'error="use_dpop_nonce"' in first.headers["WWW-Authenticate"]
+    nonce = first.headers["DPoP-Nonce"]
+    assert present(url, token, device.proof(url, token, nonce="made-up")).json()["error"] == "use_dpop_nonce"
+    second = present(url, token, device.proof(url, token, nonce=nonce))
+    assert second.status_code == 200 and second.headers["DPoP-Nonce"]
+    assert read(dsp_api.url, access_token(provider.url, [provider.url, dsp_api.url])).status_code == 200, \
+        "bearer tokens need no nonce"
