@@ -133,10 +133,15 @@ REFRESH_TOKEN_ABSOLUTE_TTL = 90 * 24 * 3600
 # after their last use (at least the longest token lifetime).
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
 SIGNING_KEY_RETENTION = 24 * 3600
-# Seconds each worker keeps the signing and verification keys it read (0: read them on every
-# token). After ``idp keys rotate`` other instances sign with the new keys within this delay;
-# tokens verify throughout (retired keys stay published, unknown kids are looked up at once).
+# Seconds each worker keeps the signing and verification keys it read, and its JWKS and
+# discovery answers (0: read them on every request). ``idp keys rotate`` publishes new keys this
+# long before they sign (pre-publication), so every instance's JWKS has a key before any token
+# does; tokens verify throughout (retired keys stay published, unknown kids are looked up at once).
 SIGNING_KEY_CACHE_SECONDS = 5
+# Seconds each worker keeps a client it read for the OAuth endpoints (0: read it on every
+# request). A client disabled or changed on another instance or by the CLI stops working with its
+# old settings within this delay; on the instance that changed it, at once.
+CLIENT_CACHE_SECONDS = 5
 # Back-channel logout (seconds): per-request timeout, first retry delay (doubling, capped at an
 # hour), and how long a relying party that does not answer is retried before giving up.
 BACKCHANNEL_LOGOUT_TIMEOUT = 2

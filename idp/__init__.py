@@ -13,8 +13,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings.load(app, config)
 
     from .extensions import babel, csrf, db, limiter, migrate
-    from . import observability
+    from . import observability, public_documents
 
+    public_documents.init_app(app)  # innermost: behind ProxyFix, in front of Flask
     observability.init_app(app)  # first: its request hooks time and log everything after them
     db.init_app(app)
     migrate.init_app(app, db, directory=str(settings.resource_path("migrations")))

@@ -9,12 +9,15 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import time
+from copy import deepcopy
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from flask import current_app, has_app_context
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, event, inspect as sa_inspect, select
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column
 
 from . import audit, clock
 from .extensions import db
@@ -314,6 +317,40 @@ def get(client_id: str | None) -> Client | None:
         return None
     found = db.session.scalar(select(Client).where(Client.client_id == client_id))
     return found if found and not found.disabled else None
+
+
+def get_for_protocol(client_id: str | None) -> Client | None:
+    """:func:`get` for the OAuth endpoints (token, introspection, revocation, authorize, PAR),
+    which read the client on every request: each worker keeps what it read for
+    CLIENT_CACHE_SECONDS (reading it was a fifth of a token request).
+
+    A change made by this worker (disable, secret rotation, update) takes effect at once
+    (:func:`_forget_cached`); one made elsewhere (another instance, the CLI) within those seconds.
+    Unknown ids are not kept: a client registered on another instance works there at once. The
+    kept copy is detached; each request gets its own session instance of it without a query
+    (``merge(load=False)``)."""
+    seconds = current_app.config["CLIENT_CACHE_SECONDS"]
+    cache = current_app.extensions.setdefault("idp_clients", {})
+    entry = cache.get(client_id)
+    if seconds and entry and entry[0] > time.monotonic():
+        return db.session.merge(entry[1], load=False)
+    found = get(client_id)
+    if seconds and found is not None:
+        cache[client_id] = (time.monotonic() + seconds, _detached_copy(found))
+    return found
+
+
+def _detached_copy(client: Client) -> Client:
+    copy = Client(**{column.key: deepcopy(getattr(client, column.key)) for column in sa_inspect(Client).column_attrs})
+    make_transient_to_detached(copy)
+    return copy
+
+
+@event.listens_for(Client, "after_update")
+@event.listens_for(Client, "after_delete")
+def _forget_cached(mapper, connection, client: Client) -> None:
+    if has_app_context():
+        current_app.extensions.get("idp_clients", {}).pop(client.client_id, None)
 
 
 def get_any(client_id: str) -> Client | None:

@@ -1,5 +1,7 @@
 """Flask extensions, created unbound and attached in :func:`idp.create_app`."""
 
+import time
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -25,3 +27,19 @@ csrf = CSRFProtect()
 # ``swallow_errors``, which would let every request through unlimited. Per-instance counting is
 # weaker than shared counting but still bounds guessing, and logins keep working.
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
+
+
+def retry_after() -> str:
+    """Seconds until the breached limit's window resets (RFC 6585 §4, ``Retry-After``).
+
+    Flask-Limiter's own ``X-RateLimit-*``/``Retry-After`` headers are off
+    (``RATELIMIT_HEADERS_ENABLED``): they read the window again on every limited request, an
+    extra Redis round trip, so only a refused request pays for it here. If Redis cannot say,
+    the whole window is a safe upper bound."""
+    current = limiter.current_limit
+    if current is None:
+        return "60"
+    try:
+        return str(max(1, int(current.reset_at - time.time())))
+    except Exception:  # the storage went away meanwhile (the in-memory fallback takes over)
+        return str(current.limit.get_expiry())

@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, request
@@ -111,7 +112,8 @@ class StandardErrorHandler(logging.Handler):
 
 
 def _add_request_id(record: logging.LogRecord) -> bool:
-    record.request_id = g.get("request_id") if has_request_context() else None
+    if getattr(record, "request_id", None) is None:  # a record made outside Flask may carry its own
+        record.request_id = g.get("request_id") if has_request_context() else None
     return True
 
 
@@ -123,15 +125,26 @@ _BEARER = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
 
 
+# One search that every value needing a mask matches: most values (paths, addresses) need none.
+_SUSPECT = re.compile(r"eyJ|bearer|basic|\d{11}", re.IGNORECASE)
+
+
 def scrub(value: str) -> str:
     """Mask what looks like a matricule (11 or 13 digits), a JWT or an Authorization value."""
+    if not _SUSPECT.search(value):
+        return value
     value = _JWT.sub("[jwt]", value)
     value = _BEARER.sub(lambda match: match.group(1) + " [redacted]", value)
     return _MATRICULE.sub(lambda match: match.group(1) + "*" * (len(match.group(0)) - 6) + match.group(2), value)
 
 
+@lru_cache(maxsize=256)
+def _is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEYS.search(key))
+
+
 def _safe(key: str, value: Any) -> Any:
-    if _SECRET_KEYS.search(key):
+    if _is_secret_key(key):
         return "[redacted]"
     if isinstance(value, str):
         return scrub(value)
@@ -173,19 +186,31 @@ def _finish_request(response):
     elapsed = time.perf_counter() - g.request_started
     # The route pattern, never the raw path: bounded label values, and no identifiers in them.
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-    LATENCY.labels(endpoint, request.method).observe(elapsed)
     level = logging.DEBUG if request.path in _PROBES else logging.INFO
-    if current_app.config["ACCESS_LOG"] and access_log.isEnabledFor(level):
+    _record(current_app.config["ACCESS_LOG"], level, endpoint, request.method, request.path, response.status_code, elapsed,
+            request.remote_addr, request.headers.get("User-Agent", ""))
+    return response
+
+
+def record_cached_request(app: Flask, environ: dict, status: str, elapsed: float, request_id: str) -> None:
+    """Metrics and the access log line of a document :mod:`idp.public_documents` served without Flask."""
+    path = environ.get("PATH_INFO", "")
+    _record(app.config["ACCESS_LOG"], logging.INFO, path, environ["REQUEST_METHOD"], path, int(status[:3]), elapsed,
+            environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT", ""), request_id)
+
+
+def _record(log: bool, level: int, endpoint: str, method: str, path: str, status: int, elapsed: float,
+            remote_addr: str | None, user_agent: str, request_id: str | None = None) -> None:
+    REQUESTS.labels(endpoint, method, str(status)).inc()
+    LATENCY.labels(endpoint, method).observe(elapsed)
+    if log and access_log.isEnabledFor(level):
         # makeRecord + handle rather than log(): log() looks up the caller by walking the stack,
         # a tenth of a JWKS request's time, and the caller is always this function.
-        access_log.handle(access_log.makeRecord(
-            access_log.name, level, __file__, 0, "%s %s %s", (request.method, request.path, response.status_code), None,
-            extra={"method": request.method, "path": request.path, "endpoint": endpoint,
-                   "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
-                   "remote_addr": request.remote_addr, "user_agent": request.headers.get("User-Agent", "")[:200]},
-        ))
-    return response
+        extra = {"method": method, "path": path, "endpoint": endpoint, "status": status, "duration_ms": round(elapsed * 1000, 2),
+                 "remote_addr": remote_addr, "user_agent": user_agent[:200]}
+        if request_id:
+            extra["request_id"] = request_id
+        access_log.handle(access_log.makeRecord(access_log.name, level, __file__, 0, "%s %s %s", (method, path, status), None, extra=extra))
 
 
 @blueprint.get("/healthz")

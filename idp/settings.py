@@ -123,7 +123,7 @@ def _derive(app: Flask) -> None:
     config["SESSION_COOKIE_NAME"] = "esante_flow"
     config["BABEL_DEFAULT_LOCALE"] = config["LANGUAGES"][0]
     config["RATELIMIT_STORAGE_URI"] = config.get("REDIS_URL") or "memory://"
-    config["RATELIMIT_HEADERS_ENABLED"] = True
+    config["RATELIMIT_HEADERS_ENABLED"] = False  # a Redis round trip per limited request; see extensions.retry_after
     config["WTF_CSRF_TIME_LIMIT"] = None  # the flow cookie's lifetime bounds the token
 
 

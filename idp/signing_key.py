@@ -2,7 +2,10 @@
 
 Keys live in the database so every instance signs with and publishes the same set. One active
 key per algorithm (RS256 is the OpenID Connect default, ES256 for clients that ask for it);
-``idp keys rotate`` retires the active keys and creates new ones. A retired key no longer
+``idp keys rotate`` creates new keys and retires the active ones. Every worker keeps what it
+read of the keys, and the JWKS it served, for SIGNING_KEY_CACHE_SECONDS; so a new key is
+published that long before it signs, and the old one signs until then (pre-publication): no
+instance ever signs with a key another instance does not publish yet. A retired key no longer
 signs, but its public half stays in the JWKS until every token it signed has expired. Private
 halves are stored sealed with a key-encryption key (:mod:`idp.key_encryption`); ``idp keys
 rewrap`` re-seals them all under the current one.
@@ -21,7 +24,7 @@ from joserfc.errors import InvalidKeyIdError
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock, key_encryption
+from . import audit, clock, key_encryption, public_documents
 from .cli_output import emit
 from .extensions import db
 
@@ -59,35 +62,51 @@ def create(alg: str) -> SigningKey:
 
 
 def ensure_keys() -> None:
-    """Create an active key for each configured algorithm that has none (first start)."""
+    """Create an active key for each configured algorithm that has none (first start).
+
+    Called before every token request: it looks at this worker's cached key list first and
+    reads the table only when an algorithm seems to have no key."""
+    if all(_signing_candidates(alg) for alg in current_app.config["SIGNING_ALGORITHMS"]):
+        return
     active = {row.alg for row in _active_rows()}
     missing = [alg for alg in current_app.config["SIGNING_ALGORITHMS"] if alg not in active]
     for alg in missing:
         create(alg)
     if missing:
         db.session.commit()
+        forget_cached_keys()
 
 
 def _active_rows() -> list[SigningKey]:
-    return list(db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at)))
+    """Keys not retired yet: those of a rotation's last seconds included (``retired_at`` ahead)."""
+    condition = SigningKey.retired_at.is_(None) | (SigningKey.retired_at > clock.now())
+    return list(db.session.scalars(select(SigningKey).where(condition).order_by(SigningKey.created_at)))
 
 
 def active_key(alg: str = "RS256") -> tuple[str, jwk.Key]:
     """The (kid, private key) that signs with ``alg`` now (read at most every
     SIGNING_KEY_CACHE_SECONDS: see :func:`_cached`)."""
-    rows = [row for row in _cached("active", _load_active) if row[1] == alg]
+    rows = _signing_candidates(alg)
     if not rows:
         ensure_keys()
         forget_cached_keys()
-        rows = [row for row in _cached("active", _load_active) if row[1] == alg]
+        rows = _signing_candidates(alg)
         if not rows:
             raise LookupError(f"no active {alg} signing key")
-    kid, alg, kek_id, sealed = rows[-1]
+    # The newest key published for long enough signs; else the oldest (a first key signs at once).
+    published_since = clock.now() - timedelta(seconds=current_app.config["SIGNING_KEY_CACHE_SECONDS"])
+    kid, alg, kek_id, sealed, _, _ = next((row for row in reversed(rows) if row[4] <= published_since), rows[0])
     return kid, _import_private(kid, alg, kek_id, sealed)
 
 
-def _load_active() -> tuple[list[tuple[str, str, str, str]], None]:
-    return [(row.kid, row.alg, row.kek_id, row.private_key_sealed) for row in _active_rows()], None
+def _signing_candidates(alg: str) -> list[tuple]:
+    now = clock.now()
+    return [row for row in _cached("active", _load_active) if row[1] == alg and (row[5] is None or row[5] > now)]
+
+
+def _load_active() -> tuple[list[tuple], None]:
+    rows = _active_rows()
+    return [(row.kid, row.alg, row.kek_id, row.private_key_sealed, row.created_at, row.retired_at) for row in rows], None
 
 
 def _cached(name: str, load):
@@ -108,7 +127,9 @@ def _cached(name: str, load):
 
 
 def forget_cached_keys() -> None:
+    """After a change made here: this worker reads the keys, and builds its JWKS, again."""
     current_app.extensions.get("idp_signing_keys", {}).clear()
+    public_documents.forget_copies(current_app)
 
 
 def _associated(kid: str, alg: str) -> str:
@@ -134,16 +155,18 @@ def rewrap(actor: str = "cli") -> int:
     return len(rows)
 
 
-def published_keys() -> list[dict]:
-    """Public keys for the JWKS endpoint: active ones and retired ones still needed for verification.
+def published_keys_until() -> tuple[list[dict], datetime | None]:
+    """Public keys for the JWKS endpoint (active ones and retired ones still needed for
+    verification), and when the first of them leaves it.
 
-    One query on the hot path; keys are created only when an algorithm has no active key yet."""
+    One query; keys are created only when an algorithm has no active key yet."""
     rows = _published_rows()
-    active = {row.alg for row in rows if row.retired_at is None}
+    now = clock.now()
+    active = {row.alg for row in rows if row.retired_at is None or row.retired_at > now}
     if any(alg not in active for alg in current_app.config["SIGNING_ALGORITHMS"]):
         ensure_keys()
         rows = _published_rows()
-    return [row.public_jwk for row in rows]
+    return [row.public_jwk for row in rows], min((row.unpublish_after for row in rows if row.unpublish_after), default=None)
 
 
 def _published_rows() -> list[SigningKey]:
@@ -182,14 +205,18 @@ def _import_public(kid: str, public_jwk: str) -> jwk.Key:
 
 
 def rotate(actor: str = "cli") -> list[SigningKey]:
-    """Retire every active key and create new ones. Old public keys stay published long enough."""
+    """Create new keys and retire the active ones once the new ones are published everywhere.
+
+    The old keys sign for SIGNING_KEY_CACHE_SECONDS more (every worker's JWKS then has the new
+    keys) and stay published until the last token they signed has expired, plus those seconds
+    again: a worker that read the keys just before the rotation signs with the old key that long."""
     config = current_app.config
-    # + the cache: other instances may sign with a retired key that many seconds longer.
-    longest = max(config["ACCESS_TOKEN_TTL"], config["ID_TOKEN_TTL"], config["SIGNING_KEY_RETENTION"]) + config["SIGNING_KEY_CACHE_SECONDS"]
+    overlap = config["SIGNING_KEY_CACHE_SECONDS"]
+    longest = max(config["ACCESS_TOKEN_TTL"], config["ID_TOKEN_TTL"], config["SIGNING_KEY_RETENTION"]) + overlap
     now = clock.now()
     for row in _active_rows():
-        row.retired_at = now
-        row.unpublish_after = now + timedelta(seconds=longest)
+        row.retired_at = min(row.retired_at or now + timedelta(seconds=overlap), now + timedelta(seconds=overlap))
+        row.unpublish_after = row.retired_at + timedelta(seconds=longest)
         audit.record(audit.Event.SIGNING_KEY_RETIRED, actor=actor, kid=row.kid)
     created = [create(alg) for alg in config["SIGNING_ALGORITHMS"]]
     db.session.commit()
@@ -230,4 +257,5 @@ def list_command(as_json: bool) -> None:
          "unpublish_after": r.unpublish_after}
         for r in rows
     ]
-    emit(items, as_json, lambda rows: "\n".join(f"{r['alg']} {r['kid']} {'retired' if r['retired_at'] else 'active'}" for r in rows))
+    now = clock.now()
+    emit(items, as_json, lambda rows: "\n".join(f"{r['alg']} {r['kid']} {'retired' if r['retired_at'] and r['retired_at'] <= now else 'active'}" for r in rows))

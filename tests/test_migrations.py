@@ -102,7 +102,7 @@ def test_app_starts_on_an_existing_database_and_keeps_its_data(empty_database, t
         accounts.import_registry("matricule,family_name,given_name,birth_date\n1893120105732,Muller,Anna,1893-12-01\n")
         clients.create(name="Existing RP", redirect_uris=["https://rp.example.lu/cb"], client_id="existing-rp")
         db.session.commit()
-        published = sorted(key["kid"] for key in signing_key.published_keys())
+        published = sorted(key["kid"] for key in signing_key.published_keys_until()[0])
         db.engine.dispose()
 
     restarted = app_on(empty_database, tmp_path)

@@ -14,7 +14,7 @@ from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from .. import account as accounts, client as clients, delegation as delegations, dpop, token as tokens
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db, limiter, retry_after
 from . import blueprint
 from .openapi import MATRICULE_PATTERN
 
@@ -70,6 +70,8 @@ def _http_error(error: HTTPException):
     """Rate limits, unknown methods and the like answer in JSON too, never with an HTML page."""
     response = jsonify(error="too_many_requests" if error.code == 429 else "invalid_request", error_description=error.description)
     response.status_code = error.code or 400
+    if error.code == 429:
+        response.headers["Retry-After"] = retry_after()
     return _no_store(response)
 
 
@@ -77,9 +79,8 @@ def _caller() -> Caller:
     scheme, value = tokens.presented_token(request.headers.get("Authorization"))
     if value is None:
         raise ApiError(401, "invalid_request", "An access token is required (Authorization: Bearer).")
-    row = tokens.find_access_token(value)
-    record = accounts.get(row.account_id) if row and row.account_id else None
-    client = clients.get(row.client_id) if row else None
+    found = tokens.use_access_token(value)
+    row, record, client = (found.token, found.account, found.client) if found else (None, None, None)
     if record is None or not record.is_active or client is None:
         raise ApiError(401, "invalid_token", "The access token is invalid, expired or revoked.")
     try:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as Poo
 from werkzeug.exceptions import (BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, RequestHeaderFieldsTooLarge,
                                  RequestURITooLarge, TooManyRequests)
 
-from ..extensions import db
+from ..extensions import db, retry_after
 from . import blueprint
 
 # Pages a browser shows; every other endpoint of the OAuth blueprint answers machines, as do
@@ -130,10 +130,13 @@ blueprint.record_once(lambda state: state.app.teardown_appcontext(release_databa
 
 @blueprint.app_errorhandler(TooManyRequests)
 def too_many_requests(error: TooManyRequests):
-    """Flask-Limiter's per-IP limits (``RATE_LIMIT_*``); it adds ``Retry-After`` itself."""
+    """Flask-Limiter's per-IP limits (``RATE_LIMIT_*``), with when to come back."""
     if _answers_machines():
-        return _json_error(429, "temporarily_unavailable", "Too many requests; retry later.")
-    return render_template("flows/too_many_requests.html"), 429
+        response = _json_error(429, "temporarily_unavailable", "Too many requests; retry later.")
+    else:
+        response = current_app.make_response((render_template("flows/too_many_requests.html"), 429))
+    response.headers["Retry-After"] = retry_after()
+    return response
 
 
 @blueprint.app_errorhandler(CSRFError)

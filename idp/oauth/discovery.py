@@ -5,7 +5,7 @@ import json
 
 from flask import current_app, request
 
-from .. import claims, client as clients, dpop, signing_key
+from .. import claims, client as clients, dpop, public_documents, signing_key
 from . import blueprint
 from .server import CLIENT_ASSERTION_ALGORITHMS
 
@@ -58,7 +58,10 @@ def metadata() -> dict:
     }
 
 
-def _cacheable_json(document: dict, max_age: int):
+def _cacheable_json(document: dict, max_age: int, lapses_at=None):
+    """A public JSON document with an ETag; each worker then serves it from its copy for a few
+    seconds (:mod:`idp.public_documents`)."""
+    public_documents.mark_cacheable(lapses_at)
     body = json.dumps(document, separators=(",", ":"), sort_keys=True)
     etag = hashlib.sha256(body.encode()).hexdigest()[:32]
     response = current_app.response_class(body, mimetype="application/json")
@@ -81,4 +84,5 @@ def oauth_authorization_server():
 
 @blueprint.get("/jwks.json")
 def jwks():
-    return _cacheable_json({"keys": signing_key.published_keys()}, 300)
+    keys, lapses_at = signing_key.published_keys_until()
+    return _cacheable_json({"keys": keys}, 300, lapses_at)

@@ -4,8 +4,8 @@ import json
 
 from flask import current_app, jsonify, request
 
-from .. import account as accounts, claims, client as clients, dpop, signing_key, token as tokens
-from ..extensions import csrf, db, limiter
+from .. import claims, dpop, signing_key, token as tokens
+from ..extensions import csrf, limiter
 from . import blueprint
 from .server import authorization
 
@@ -83,19 +83,17 @@ def userinfo():
         response.status_code = 401
         response.headers["WWW-Authenticate"] = f'Bearer realm="{current_app.config["ISSUER"]}"'
         return response
-    row = tokens.find_access_token(value)
-    if row is None or row.account_id is None:
+    found = tokens.use_access_token(value)
+    if found is None or found.token.account_id is None:
         return _bearer_error(401, "invalid_token", "The access token is invalid, expired or revoked.")
+    row, account, client = found.token, found.account, found.client
     try:
         dpop.check_presentation(row.dpop_jkt, scheme, value)
     except dpop.InvalidProof as error:
         return _dpop_error(error)
     if "openid" not in tokens.scopes(row):
         return _bearer_error(403, "insufficient_scope", "The access token lacks the openid scope.")
-    account = accounts.get(row.account_id)
-    client = clients.get(row.client_id)
     if account is None or not account.is_active or client is None:
         return _bearer_error(401, "invalid_token", "The access token is no longer valid.")
-    code = db.session.get(tokens.AuthorizationCode, row.code_hash) if row.code_hash else None
-    document = {"sub": row.subject, **claims.release(account, client, row.scope, code.claims_request if code else None, "userinfo")}
+    document = {"sub": row.subject, **claims.release(account, client, row.scope, found.claims_request, "userinfo")}
     return _no_store(jsonify(document))

@@ -101,6 +101,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if end_user is None:
             raise InvalidGrantError("The account behind this code is not active.")
         self.request.user = end_user
+        actors = tokens.actor_claims(end_user.account, client, end_user.delegation)
         response, _ = tokens.issue(
             client,
             end_user.account,
@@ -110,12 +111,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_hash=code.code_hash,
             include_refresh_token=issues_refresh_token(client, code.scope),
             delegation=end_user.delegation,
+            actors=actors,
         )
         if "openid" in scope_to_list(code.scope):
             response["id_token"] = tokens.encode_id_token(
                 client,
                 end_user.account,
-                claims.release(end_user.account, client, code.scope, code.claims_request, "id_token") | actor_claims(end_user, client),
+                claims.release(end_user.account, client, code.scope, code.claims_request, "id_token") | actors,
                 nonce=code.nonce,
                 context=code.context,
                 access_token=response["access_token"],
@@ -133,14 +135,6 @@ def end_user_of(account_id: int, context: tokens.AuthContext, delegation_id: str
     if delegation_id and (delegation is None or not delegation.is_in_force()):
         return None
     return EndUser(account, context, delegation)
-
-
-def actor_claims(end_user: EndUser, client: clients.Client) -> dict:
-    """The ID token's ``act`` when an assistant acts (RFC 8693 §4.1), else ``may_act`` naming the assistants (§4.4)."""
-    if end_user.delegation:
-        return {"act": tokens.actor_claim(end_user.delegation, client)}
-    may_act = delegations.may_act(end_user.account, client)
-    return {"may_act": may_act} if may_act else {}
 
 
 def issues_refresh_token(client: clients.Client, scope: str) -> bool:
@@ -170,6 +164,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         dpop.check_refresh_binding(family.dpop_jkt if self.request.client.is_public else None)
         # Never more than the client is registered for today (an admin may have narrowed it).
         scope = self.request.client.get_allowed_scope(self.request.payload.scope or family.scope)
+        actors = tokens.actor_claims(end_user.account, self.request.client, end_user.delegation)
         response, _ = tokens.issue(
             self.request.client,
             end_user.account,
@@ -179,10 +174,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             family=family,
             include_refresh_token=True,
             delegation=end_user.delegation,
+            actors=actors,
         )
         if "openid" in scope_to_list(scope):
             response["id_token"] = tokens.encode_id_token(
-                self.request.client, end_user.account, actor_claims(end_user, self.request.client), nonce=None,
+                self.request.client, end_user.account, actors, nonce=None,
                 context=family.context, access_token=response["access_token"]
             )
         db.session.commit()
@@ -296,7 +292,7 @@ authorization = AuthorizationServer()
 
 
 def init_app(app: Flask) -> None:
-    authorization.init_app(app, query_client=clients.get, save_token=lambda token, request: None)
+    authorization.init_app(app, query_client=clients.get_for_protocol, save_token=lambda token, request: None)
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_grant(ClientCredentialsGrant)

@@ -68,6 +68,7 @@ def test_the_lookup_is_rate_limited(client, viewer, child, parent):
     assert statuses == [200, 200, 200, 429]
     limited = client.post(API + "/lookup", json={"matricule": parent.matricule}, headers=bearer(token))
     assert limited.get_json()["error"] == "too_many_requests"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60  # RFC 6585 §4: when the window resets
 
 
 def test_token_errors_follow_rfc_6750(client, viewer, child):

@@ -90,12 +90,19 @@ def test_key_rotation_publishes_new_keys_and_keeps_the_old_ones_until_their_toke
     assert oidc.verify(tokens["access_token"]).header["kid"] in old_kids
     assert oidc.userinfo(tokens["access_token"]).status_code == 200
 
-    fresh = oidc.tokens(rp_client, patients.create(email="autre@example.lu", mobile="+352621000222"))
+    # Pre-publication: the new keys sign only once every worker's JWKS has them.
+    overlap = app.config["SIGNING_KEY_CACHE_SECONDS"]
+    during = oidc.tokens(rp_client, patients.create(email="autre@example.lu", mobile="+352621000222"))
+    assert jwt.decode(during["access_token"], oidc.jwks()).header["kid"] in old_kids
+    clock.advance(timedelta(seconds=overlap + 1))
+    fresh = oidc.tokens(rp_client, patients.create(email="trois@example.lu", mobile="+352621000333"))
     assert jwt.decode(fresh["access_token"], oidc.jwks()).header["kid"] in new_kids
 
     longest = max(app.config["ACCESS_TOKEN_TTL"], app.config["ID_TOKEN_TTL"], app.config["SIGNING_KEY_RETENTION"])
-    # Instances may sign with a just-retired key while their key cache lasts: it stays that much longer.
-    clock.advance(timedelta(seconds=longest + app.config["SIGNING_KEY_CACHE_SECONDS"] + 1))
+    # Workers that read the keys before the rotation may sign with the old key while their cache
+    # lasts: it stays published that much longer after its last token expired.
+    assert {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]} == published
+    clock.advance(timedelta(seconds=longest + overlap))
     remaining = {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]}
     assert remaining == new_kids
 

@@ -218,8 +218,12 @@ def test_key_rotated_on_one_instance_is_published_and_used_by_both(deployment):
     rotated = json.loads(run_idp(deployment.environment, "keys", "rotate", "--json"))
     new_kids = {key["kid"] for key in rotated}
 
+    # Each worker keeps its JWKS answer SIGNING_KEY_CACHE_SECONDS (5 s by default); the new keys
+    # sign only after that long, so every instance publishes them before any token needs them.
     for instance in (deployment.first, deployment.second):
-        published = _published_kids(instance)
+        deadline = time.monotonic() + 30
+        while not new_kids <= (published := _published_kids(instance)) and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert new_kids <= published and before <= published  # old keys stay until their tokens expire
     assert _introspect(deployment.second, rp, old_token)["active"] is True
     # Each instance moves to the new key within SIGNING_KEY_CACHE_SECONDS (5 s by default) and

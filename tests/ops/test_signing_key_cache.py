@@ -43,12 +43,23 @@ def test_without_the_cache_every_use_reads_the_keys(app, statements):
     assert [sql for sql in statements if "signing_key" in sql]
 
 
-def test_rotation_on_this_instance_signs_with_the_new_key_at_once(app):
+def test_a_rotated_key_signs_once_every_worker_publishes_it(app, client):
+    """Pre-publication: JWKS answers are kept SIGNING_KEY_CACHE_SECONDS per worker, so a new key
+    signs only after that long, and the old one until then."""
     old_kid, _ = signing_key.active_key("RS256")
-    signing_key.verification_keys()
     created = {row.kid for row in signing_key.rotate()}
+    assert created <= {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]}
+    assert signing_key.active_key("RS256")[0] == old_kid
+    clock.advance(timedelta(seconds=app.config["SIGNING_KEY_CACHE_SECONDS"] + 1))
     new_kid, _ = signing_key.active_key("RS256")
     assert new_kid != old_kid and new_kid in created
+
+
+@pytest.mark.settings(SIGNING_KEY_CACHE_SECONDS=0)
+def test_without_caches_a_rotated_key_signs_at_once(app):
+    old_kid, _ = signing_key.active_key("RS256")
+    created = {row.kid for row in signing_key.rotate()}
+    assert signing_key.active_key("RS256")[0] in created
 
 
 def test_a_key_created_by_another_instance_verifies_at_once(app, settings):
@@ -69,6 +80,6 @@ def test_cached_keys_lapse_when_a_retired_key_leaves_the_jwks(app):
     token = _sign((kid, key))
     signing_key.rotate()
     assert jwt.decode(token, signing_key.verification_keys())  # the cache now holds the retired key
-    clock.advance(timedelta(seconds=app.config["SIGNING_KEY_RETENTION"] + app.config["SIGNING_KEY_CACHE_SECONDS"] + 1))
+    clock.advance(timedelta(seconds=app.config["SIGNING_KEY_RETENTION"] + 2 * app.config["SIGNING_KEY_CACHE_SECONDS"] + 1))
     with pytest.raises(InvalidKeyIdError):
         jwt.decode(token, signing_key.verification_keys())
