@@ -40,9 +40,17 @@ def _bearer() -> str | None:
 
 def _client_metadata_error(error: clients.InvalidClientMetadata) -> OAuth2Error:
     """RFC 7591 §3.2.2 error codes, carried by Authlib's error classes."""
+    description = _printable(error.description)
     if error.error == InvalidRedirectURIError.error:
-        return InvalidRedirectURIError(error.description)
-    return InvalidClientMetadataError(error.description)
+        return InvalidRedirectURIError(description)
+    return InvalidClientMetadataError(description)
+
+
+def _printable(text: str) -> str:
+    """RFC 6749 §5.2 allows only printable ASCII but ``"`` and ``\\`` in ``error_description``;
+    descriptions quote the submitted metadata, which may hold anything (Authlib refuses the rest
+    with an exception, which would be a 500)."""
+    return "".join(char if " " <= char <= "~" and char not in '"\\' else "?" for char in text)
 
 
 def _json_object() -> dict:

@@ -267,3 +267,14 @@ def test_delete_makes_the_client_unusable(client, initial_token):
 
 def test_discovery_advertises_the_registration_endpoint(client):
     assert client.get("/.well-known/openid-configuration").get_json()["registration_endpoint"] == f"{ISSUER}/register"
+
+
+@pytest.mark.parametrize("field, value", [("scope", "\x1b"), ("scope", "dossier-médical"), ("redirect_uris", ['http://é"\\.example/cb'])])
+def test_metadata_errors_quote_the_input_in_printable_ascii_only(client, initial_token, field, value):
+    """RFC 6749 §5.2: error_description is printable ASCII without quote or backslash, whatever was sent
+    (found by the schemathesis run: a control character in ``scope`` was a 500)."""
+    response = register(client, initial_token, {**WEB_CLIENT, field: value})
+    assert response.status_code == 400
+    description = response.get_json()["error_description"]
+    assert description and all(" " <= char <= "~" and char not in '"\\' for char in description)
+    assert client_count() == 0
