@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale, gettext as _
-from sqlalchemy import Date, DateTime, ForeignKey, String, select
+from sqlalchemy import Date, DateTime, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, clock, matricule as matricule_rules, messaging, token as tokens
@@ -221,10 +221,14 @@ def _tell_new_adult(owner: Account) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
+_NOT_REVOKED_BY_OWNER = (  # built once: read for every token a patient gets (``may_act``)
+    select(Delegation).where(Delegation.owner_id == bindparam("owner_id"), Delegation.revoked_at.is_(None)).order_by(Delegation.created_at)
+)
+
+
 def for_owner(owner: Account) -> list[Delegation]:
     """The delegations in force on ``owner``'s record, oldest first."""
-    query = select(Delegation).where(Delegation.owner_id == owner.id, Delegation.revoked_at.is_(None)).order_by(Delegation.created_at)
-    return [d for d in db.session.scalars(query) if d.is_in_force()]
+    return [d for d in db.session.scalars(_NOT_REVOKED_BY_OWNER, {"owner_id": owner.id}) if d.is_in_force()]
 
 
 def for_assistant(assistant: Account) -> list[Delegation]:

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select, update
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, delegation as delegations, dpop, signing_key
@@ -391,10 +391,16 @@ def decode_own_jwt(value: str, allow_expired: bool = False) -> dict | None:
     return decoded.claims
 
 
+# The hot paths' statements, built once: building a select and its cache key on every request
+# cost as much as running it.
+_TOKEN_BY_JTI = select(Token).where(Token.jti == bindparam("jti"))
+_TOKEN_BY_REFRESH_HASH = select(Token).where(Token.refresh_token_hash == bindparam("refresh_token_hash"))
+
+
 def find_access_token(value: str) -> Token | None:
     """The record of a valid, unrevoked access token (signature, expiry and revocation checked)."""
     jti = _access_token_jti(value)
-    row = db.session.scalar(select(Token).where(Token.jti == jti)) if jti else None
+    row = db.session.scalar(_TOKEN_BY_JTI, {"jti": jti}) if jti else None
     return row if row is not None and _in_force(row) else None
 
 
@@ -408,19 +414,22 @@ class AccessTokenUse:
     claims_request: dict | None  # the ``claims`` parameter of the authorization (Core §5.5)
 
 
+_TOKEN_USE_BY_JTI = (
+    select(Token, Account, Client, AuthorizationCode.claims_request)
+    .outerjoin(Account, Account.id == Token.account_id)
+    .outerjoin(Client, Client.client_id == Token.client_id)
+    .outerjoin(AuthorizationCode, AuthorizationCode.code_hash == Token.code_hash)
+    .where(Token.jti == bindparam("jti"))
+)
+
+
 def use_access_token(value: str) -> AccessTokenUse | None:
     """:func:`find_access_token` with the account, the client and the claims request read in the
     same query: userinfo and the JSON API answer after one round trip instead of three or four."""
     jti = _access_token_jti(value)
     if jti is None:
         return None
-    found = db.session.execute(
-        select(Token, Account, Client, AuthorizationCode.claims_request)
-        .outerjoin(Account, Account.id == Token.account_id)
-        .outerjoin(Client, Client.client_id == Token.client_id)
-        .outerjoin(AuthorizationCode, AuthorizationCode.code_hash == Token.code_hash)
-        .where(Token.jti == jti)
-    ).first()
+    found = db.session.execute(_TOKEN_USE_BY_JTI, {"jti": jti}).first()
     if found is None or not _in_force(found[0]):
         return None
     row, account, client, claims_request = found
@@ -441,24 +450,34 @@ def _in_force(row: Token) -> bool:
 def find_refresh_token(value: str) -> Token | None:
     if not value:
         return None
-    return db.session.scalar(select(Token).where(Token.refresh_token_hash == digest(value)))
+    return db.session.scalar(_TOKEN_BY_REFRESH_HASH, {"refresh_token_hash": digest(value)})
+
+
+# One statement on the usual path: claim the token for this rotation and read it back.
+_CLAIM_REFRESH_TOKEN = (
+    update(Token)
+    .where(Token.refresh_token_hash == bindparam("presented_hash"), Token.rotated_at.is_(None), Token.revoked_at.is_(None))
+    .values(rotated_at=bindparam("claimed_at"))
+    .returning(Token)
+)
 
 
 def claim_refresh_token(value: str) -> Token | None:
-    """Take a refresh token for one rotation. Reuse of a rotated token revokes its family."""
-    row = find_refresh_token(value)
-    if row is None or row.revoked_at is not None:
+    """Take a refresh token for one rotation. Reuse of a rotated token revokes its family.
+
+    The claim is one conditional UPDATE, so of two concurrent refreshes only one wins."""
+    if not value:
         return None
     now = clock.now()
-    claimed = db.session.execute(
-        update(Token).where(Token.id == row.id, Token.rotated_at.is_(None)).values(rotated_at=now)
-    ).rowcount
-    if not claimed:
-        revoked = revoke_family(row.family_id)
-        audit.record(audit.Event.REFRESH_TOKEN_REUSED, account_id=row.account_id, client_id=row.client_id, revoked_tokens=revoked)
-        db.session.commit()
+    row = db.session.scalar(_CLAIM_REFRESH_TOKEN, {"presented_hash": digest(value), "claimed_at": now},
+                            execution_options={"synchronize_session": False, "populate_existing": True})
+    if row is None:
+        seen = find_refresh_token(value)
+        if seen is not None and seen.revoked_at is None and seen.rotated_at is not None:
+            revoked = revoke_family(seen.family_id)
+            audit.record(audit.Event.REFRESH_TOKEN_REUSED, account_id=seen.account_id, client_id=seen.client_id, revoked_tokens=revoked)
+            db.session.commit()
         return None
-    db.session.refresh(row)
     if row.is_expired() or (row.family_expires_at and row.family_expires_at <= now):
         db.session.commit()
         return None
