@@ -134,6 +134,21 @@ def arrive(upstream: str) -> ResponseReturnValue:
     return luxtrust.arrive(connector, identity, context)
 
 
+@blueprint.app_context_processor
+def _logout_target() -> dict:
+    """Where the patient's "Se déconnecter" goes: after a MyGuichet or LuxTrust login, to the
+    single logout that ends the upstream session too; else to the provider's own logout."""
+
+    def logout_url() -> str:
+        current = sso_session.current()
+        upstream_login = federated_identity.login_of(current.id) if current else None
+        if upstream_login is not None and upstreams.is_enabled(upstream_login.upstream):
+            return url_for("federation.logout")
+        return url_for("oauth.logout")
+
+    return {"logout_url": logout_url}
+
+
 @blueprint.post("/federation/logout")
 def logout() -> ResponseReturnValue:
     """Log out here and, when the session came from an upstream, there too (SP-initiated single logout)."""

@@ -2,6 +2,7 @@
 with a clear page and an audit event; an upstream that is down leaves password login working."""
 
 import copy
+import re
 import time
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
@@ -226,6 +227,31 @@ def test_sp_initiated_single_logout_ends_both_sessions(client, federation, patie
     assert done.status_code == 200
     assert "Vous êtes également déconnecté de MyGuichet.lu" in unescape(done.get_data(as_text=True))
     assert "federation:logout" in audit_names()
+
+
+def _logout_actions(page: str) -> set[str]:
+    return set(re.findall(r'<form method="post" action="([^"]+)"[^>]*>\s*<input type="hidden" name="csrf_token"[^>]*>\s*'
+                          r'<input type="hidden" name="confirm" value="yes">', page))
+
+
+def test_the_patients_logout_button_ends_the_upstream_session_too(client, federation, patients):
+    """"Se déconnecter" in the account menu and on "Mes services eSanté" goes to the single logout
+    after a MyGuichet login, and to the provider's own logout after a password login."""
+    patient = patients.create()
+    assert patients.login(patient).status_code == 303
+    assert _logout_actions(client.get("/account").get_data(as_text=True)) == {"/logout"}
+    assert _logout_actions(client.get("/services").get_data(as_text=True)) == {"/logout"}
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/services").get_data(as_text=True)), "confirm": "yes"})
+
+    federation.myguichet.add_citizen(Citizen("mg-b", "Marie", "Schmit", patient.matricule, None, None))
+    saml_round_trip(client, federation, "/federation/myguichet/start", "mg-b")
+    page = client.get("/federation/myguichet/consent")
+    client.post("/federation/myguichet/consent", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "consent": "y"})
+    assert _logout_actions(client.get("/account").get_data(as_text=True)) == {"/federation/logout"}
+    services = client.get("/services").get_data(as_text=True)
+    assert _logout_actions(services) == {"/federation/logout"}
+    to_myguichet = client.post("/federation/logout", data={"csrf_token": csrf_token(services), "confirm": "yes"})
+    assert to_myguichet.status_code == 303 and "/saml/slo?" in to_myguichet.headers["Location"]
 
 
 def test_a_logout_response_nobody_asked_for_is_refused(client, federation):
