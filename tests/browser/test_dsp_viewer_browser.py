@@ -10,7 +10,7 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from tests.browser.conftest import last_code_sent_to
-from tests.rp_demo.services import demo_clients, dsp_api, provider, viewer  # noqa: F401  (fixtures)
+from tests.rp_demo.services import demo_clients, dsp_api, dsp_api_config, provider, viewer  # noqa: F401  (fixtures)
 from tests.support.axe import axe_violations, format_violations
 from tests.support.browser import REPO_ROOT, screenshot
 
