@@ -199,10 +199,25 @@ def record_cached_request(app: Flask, environ: dict, status: str, elapsed: float
             environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT", ""), request_id)
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_SERIES: dict[tuple, Any] = {}
+
+
+def _series(metric, *labels: str):
+    """``metric.labels(*labels)``, looked up once per label set (routes and statuses are few):
+    ``labels()`` validates and locks on every call."""
+    key = (metric, *labels)
+    child = _SERIES.get(key)
+    if child is None:
+        child = _SERIES[key] = metric.labels(*labels)
+    return child
+
+
 def _record(log: bool, level: int, endpoint: str, method: str, path: str, status: int, elapsed: float,
             remote_addr: str | None, user_agent: str, request_id: str | None = None) -> None:
-    REQUESTS.labels(endpoint, method, str(status)).inc()
-    LATENCY.labels(endpoint, method).observe(elapsed)
+    method_label = method if method in _METHODS else "other"  # any token is a method: keep the label set bounded
+    _series(REQUESTS, endpoint, method_label, str(status)).inc()
+    _series(LATENCY, endpoint, method_label).observe(elapsed)
     if log and access_log.isEnabledFor(level):
         # makeRecord + handle rather than log(): log() looks up the caller by walking the stack,
         # a tenth of a JWKS request's time, and the caller is always this function.

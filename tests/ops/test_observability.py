@@ -90,6 +90,15 @@ def test_metrics_count_requests_and_latency_per_endpoint_pattern(client):
     assert "/no/such/page" not in after
 
 
+def test_made_up_methods_do_not_grow_the_label_set(client):
+    for method in ("BREW", "XYZZY1", "XYZZY2"):
+        client.open("/no/such/page", method=method)
+    after = _metrics(client)
+    assert "XYZZY" not in after and "BREW" not in after
+    assert metric_value(after, "idp_http_requests_total", endpoint="unmatched", method="other", status="405") + \
+        metric_value(after, "idp_http_requests_total", endpoint="unmatched", method="other", status="404") >= 3
+
+
 def test_metrics_count_logins_failures_lockouts_and_tokens(app, client, oidc, patients, rp_client):
     before = _metrics(client)
     patient = patients.create()
