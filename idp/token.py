@@ -181,30 +181,36 @@ def save_authorization_code(code: str, *, client: Client, account: Account, redi
     return row
 
 
+# One statement on the usual path: claim the code for this client and read it back.
+_CLAIM_CODE = (
+    update(AuthorizationCode)
+    .where(AuthorizationCode.code_hash == bindparam("presented_hash"), AuthorizationCode.client_id == bindparam("claiming_client"),
+           AuthorizationCode.used_at.is_(None))
+    .values(used_at=bindparam("claimed_at"))
+    .returning(AuthorizationCode)
+)
+
+
 def redeem_authorization_code(code: str, client: Client) -> AuthorizationCode | None:
     """Claim a code for ``client`` exactly once. A second use revokes what the first one got.
 
-    The claim is one conditional UPDATE, so of two concurrent redemptions only one wins.
+    The claim is one conditional UPDATE, so of two concurrent redemptions only one wins; a code
+    presented by another client is left as it is.
     """
     code_hash = digest(code)
-    row = db.session.get(AuthorizationCode, code_hash)
-    if row is None or row.client_id != client.client_id:
-        return None
     now = clock.now()
-    claimed = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now)
-    ).rowcount
-    if not claimed:
-        revoked = revoke_where(Token.code_hash == code_hash)
-        audit.record(audit.Event.AUTHORIZATION_CODE_REUSED, account_id=row.account_id, client_id=client.client_id, revoked_tokens=revoked)
-        db.session.commit()
+    row = db.session.scalar(_CLAIM_CODE, {"presented_hash": code_hash, "claiming_client": client.client_id, "claimed_at": now},
+                            execution_options={"synchronize_session": False, "populate_existing": True})
+    if row is None:
+        seen = db.session.get(AuthorizationCode, code_hash)
+        if seen is not None and seen.client_id == client.client_id:  # used before: a replay
+            revoked = revoke_where(Token.code_hash == code_hash)
+            audit.record(audit.Event.AUTHORIZATION_CODE_REUSED, account_id=seen.account_id, client_id=client.client_id, revoked_tokens=revoked)
+            db.session.commit()
         return None
     if row.expires_at <= now:
         db.session.commit()
         return None
-    db.session.refresh(row)
     return row
 
 

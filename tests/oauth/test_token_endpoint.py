@@ -221,6 +221,7 @@ def test_authorization_code_of_another_client_is_rejected(oidc, patients, rp_cli
     other = register(name="Autre", redirect_uris=[DSP_CALLBACK], first_party=True)
     issued = oidc.code(rp_client, patients.create())
     assert oidc.exchange(other, issued).get_json()["error"] == "invalid_grant"
+    assert "access_token" in oidc.exchange(rp_client, issued).get_json(), "another client's attempt did not use the code up"
 
 
 def test_token_request_redirect_uri_must_match_the_authorization_request(app, oidc, patients):
