@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, select, update
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, delegation as delegations, dpop, signing_key
@@ -488,6 +488,61 @@ def claim_refresh_token(value: str) -> Token | None:
         db.session.commit()
         return None
     return row
+
+
+# --- what the patient sees of their tokens --------------------------------------------------
+
+
+@dataclass
+class ConnectedApplication:
+    """One refresh-token family the patient can still be reached through: an app on a phone, a
+    service that works "hors connexion". Rotation replaces the token, never the family."""
+
+    family_id: str
+    client_id: str
+    name: str
+    connected_at: datetime  # the family's first token: when the patient logged in to the app
+    last_used_at: datetime  # the live token's issue: the last refresh, or the login itself
+    for_patient: str | None  # an assistant's token for another patient's record: that patient
+
+
+def _held_by(account_id: int):
+    """Refresh tokens the patient holds: their own, and those they hold as an assistant for
+    someone else's record (the owner withdraws the latter by removing the assistant)."""
+    own = (Token.account_id == account_id) & Token.delegation_id.is_(None)
+    as_assistant = (Token.actor_account_id == account_id) & Token.delegation_id.is_not(None)
+    return or_(own, as_assistant)
+
+
+def connected_applications(account_id: int) -> list[ConnectedApplication]:
+    """The patient's live refresh tokens, one per family, most recently used first (ASVS 5.0 §10.4.9)."""
+    now = clock.now()
+    live = list(db.session.scalars(select(Token).where(
+        _held_by(account_id), Token.refresh_token_hash.is_not(None), Token.rotated_at.is_(None), Token.revoked_at.is_(None),
+        Token.refresh_expires_at > now, or_(Token.family_expires_at.is_(None), Token.family_expires_at > now),
+    )))
+    if not live:
+        return []
+    first = dict(db.session.execute(
+        select(Token.family_id, func.min(Token.issued_at)).where(Token.family_id.in_({row.family_id for row in live})).group_by(Token.family_id)
+    ).all())
+    found: dict[str, ConnectedApplication] = {}
+    for row in live:
+        client = db.session.scalar(select(Client).where(Client.client_id == row.client_id))
+        owner = db.session.get(Account, row.account_id) if row.delegation_id and row.account_id != account_id else None
+        item = ConnectedApplication(
+            family_id=row.family_id, client_id=row.client_id, name=client.name if client else row.client_id,
+            connected_at=first.get(row.family_id, row.issued_at), last_used_at=row.issued_at,
+            for_patient=delegations.masked_name(owner) if owner else None,
+        )
+        if row.family_id not in found or found[row.family_id].last_used_at < item.last_used_at:
+            found[row.family_id] = item
+    return sorted(found.values(), key=lambda item: item.last_used_at, reverse=True)
+
+
+def client_of_family_held_by(family_id: str, account_id: int) -> str | None:
+    """The client of a token family the patient holds (:func:`connected_applications`), else None."""
+    return db.session.scalar(select(Token.client_id).where(Token.family_id == family_id, _held_by(account_id)).limit(1))
 
 
 def revoke_where(condition) -> int:

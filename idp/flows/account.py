@@ -1,19 +1,20 @@
-""""Mon compte": profile, contact details, password, one-time-code channel, consents, sessions.
+""""Mon compte": profile, contact details, password, one-time-code channel, consents, sessions and
+the applications that hold a refresh token ("Applications connectées").
 
 Every page needs a live SSO session; every change is audited by the domain functions.
 """
 
 from functools import wraps
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
-from .. import backchannel_logout, self_service, sso_session, token as tokens
+from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
 from ..extensions import db, limiter
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
-                            NewPasswordForm, PasswordChangeForm)
+                            LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
 from .login import code_refused_message, mask_destination
 
@@ -181,20 +182,60 @@ def account_consent_revoke(client_id: str):
     return redirect(url_for("flows.account_consents"), code=303)
 
 
+def _render_sessions(logout_form: LogoutElsewhereForm, status: int = 200):
+    return render_template("flows/account/sessions.html", sessions=sso_session.live_sessions(g.account.id), current=g.sso,
+                           logout_form=logout_form, applications=tokens.connected_applications(g.account.id), form=ActionForm()), status
+
+
 @blueprint.get("/account/sessions")
 @login_required
 def account_sessions():
-    return render_template("flows/account/sessions.html", sessions=sso_session.live_sessions(g.account.id), current=g.sso, form=ActionForm())
+    return _render_sessions(LogoutElsewhereForm())
 
 
 @blueprint.post("/account/sessions/logout-elsewhere")
 @login_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def account_logout_elsewhere():
-    if ActionForm().validate_on_submit():
-        ended = sso_session.end_all(g.account.id, except_id=g.sso.id)
+    """Ending the other sessions needs the password again (ASVS 5.0 §7.5.2): a stolen session
+    cannot lock the patient out of their other devices. A wrong password counts towards the
+    account's lockout, like at login, and ends nothing."""
+    form = LogoutElsewhereForm()
+    if not form.validate_on_submit():
+        return _render_sessions(form, 400)
+    try:
+        credential.verify_password(g.account, form.current_password.data)
+    except credential.WrongPassword:
+        db.session.commit()  # the failure count
+        form.current_password.errors.append(_("Mot de passe incorrect : aucune session n'a été fermée."))
+        return _render_sessions(form, 400)
+    except credential.AccountLocked as error:
         db.session.commit()
-        backchannel_logout.send_queued()
-        flash(_("%(count)d autre(s) session(s) fermée(s).", count=ended), "info")
+        password_error(form, error)
+        return _render_sessions(form, 429)
+    ended = sso_session.end_all(g.account.id, except_id=g.sso.id)
+    db.session.commit()
+    backchannel_logout.send_queued()
+    flash(_("%(count)d autre(s) session(s) fermée(s).", count=ended), "info")
+    return redirect(url_for("flows.account_sessions"), code=303)
+
+
+@blueprint.post("/account/sessions/applications/<family_id>/revoke")
+@login_required
+def account_application_revoke(family_id: str):
+    """Revoke one application's refresh token, and with it its whole family (RFC 9700 §4.14.2):
+    the application must send the patient through a login again. Another patient's family is a 404."""
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("flows.account_sessions"), code=303)
+    client_id = tokens.client_of_family_held_by(family_id, g.account.id)
+    if client_id is None:
+        abort(404)
+    revoked = tokens.revoke_family(family_id)
+    audit.record(audit.Event.TOKEN_REVOKED, account_id=g.account.id, client_id=client_id, actor=f"account:{g.account.id}",
+                 revoked_tokens=revoked, via="account")
+    db.session.commit()
+    client = clients.get_any(client_id)
+    flash(_("L'accès de %(name)s à votre compte a été retiré.", name=client.name if client else client_id), "info")
     return redirect(url_for("flows.account_sessions"), code=303)
 
 

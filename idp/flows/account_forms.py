@@ -24,6 +24,12 @@ class PasswordChangeForm(FlaskForm):
     current_password = PasswordField(_l("Mot de passe actuel"), validators=[DataRequired(_l("Veuillez saisir votre mot de passe.")), Length(max=256)])
 
 
+class LogoutElsewhereForm(FlaskForm):
+    """"Se déconnecter des autres appareils" asks for the password again (ASVS 5.0 §7.5.2)."""
+
+    current_password = PasswordField(_l("Mot de passe actuel"), validators=[DataRequired(_l("Veuillez saisir votre mot de passe.")), Length(max=256)])
+
+
 class ChannelPreferenceForm(FlaskForm):
     channel = RadioField(_l("Recevoir les codes à usage unique par"), choices=[],
                          validators=[InputRequired(_l("Veuillez choisir un moyen de réception."))])

@@ -80,9 +80,38 @@ def test_log_out_elsewhere_ends_the_other_sessions(app, client, patients, logged
     other = app.test_client()
     PatientsOther = type(patients)(app, other)
     PatientsOther.login(logged_in)
-    assert post(client, "/account/sessions/logout-elsewhere", page="/account/sessions").status_code == 303
+    done = post(client, "/account/sessions/logout-elsewhere", page="/account/sessions", current_password=logged_in.password)
+    assert done.status_code == 303
     assert "/login" in other.get("/account").headers["Location"]
     assert client.get("/account").status_code == 200
+
+
+def test_log_out_elsewhere_asks_for_the_password_and_a_wrong_one_ends_nothing(app, client, patients, logged_in):
+    """ASVS 5.0 §7.5.2: ending sessions needs the patient to authenticate again; a stolen session cannot do it."""
+    other = app.test_client()
+    type(patients)(app, other).login(logged_in)
+    page = client.get("/account/sessions").get_data(as_text=True)
+    assert 'type="password"' in page and 'name="current_password"' in page
+    missing = post(client, "/account/sessions/logout-elsewhere", page="/account/sessions")
+    assert missing.status_code == 400 and "Veuillez saisir votre mot de passe." in missing.get_data(as_text=True)
+    wrong = post(client, "/account/sessions/logout-elsewhere", page="/account/sessions", current_password="not-it-1")
+    assert wrong.status_code == 400
+    assert "Mot de passe incorrect : aucune session n&#39;a été fermée." in wrong.get_data(as_text=True)
+    assert other.get("/account").status_code == 200, "the other session is still open"
+    stored = db.session.get(credential.PasswordCredential, logged_in.account.id, populate_existing=True)
+    assert stored.failed_attempts == 1, "a wrong password counts towards the lockout, as at login"
+
+
+def test_wrong_passwords_to_log_out_elsewhere_lock_like_wrong_logins(app, client, patients, logged_in):
+    other = app.test_client()
+    type(patients)(app, other).login(logged_in)
+    for _ in range(app.config["PASSWORD_MAX_FAILURES"] - 1):
+        assert post(client, "/account/sessions/logout-elsewhere", page="/account/sessions", current_password="not-it-1").status_code == 400
+    locked = post(client, "/account/sessions/logout-elsewhere", page="/account/sessions", current_password="not-it-1")
+    assert locked.status_code == 429 and "Trop de tentatives" in locked.get_data(as_text=True)
+    right = post(client, "/account/sessions/logout-elsewhere", page="/account/sessions", current_password=logged_in.password)
+    assert right.status_code == 429, "locked: even the right password waits"
+    assert other.get("/account").status_code == 200
 
 
 def test_chosen_language_is_remembered_on_the_account(app, client, patients, logged_in):

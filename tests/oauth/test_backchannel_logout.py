@@ -90,7 +90,8 @@ def test_log_out_elsewhere_notifies_the_other_sessions_clients_only(app, oidc, p
     other_session_sid = oidc.verify(OidcDriver(elsewhere, PatientFactory(app, elsewhere)).tokens(rp, patient)["id_token"]).claims["sid"]
     oidc.tokens(rp, patient)
     page = client.get("/account/sessions")
-    client.post("/account/sessions/logout-elsewhere", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    client.post("/account/sessions/logout-elsewhere", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
+                                                         "current_password": patient.password})
     assert [oidc.verify(token).claims["sid"] for token in receiver.tokens()] == [other_session_sid]
 
 
