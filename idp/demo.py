@@ -150,7 +150,8 @@ def _dsp_api_audiences() -> dict[str, list[str]]:
 
 
 def _ensure_dsp_viewer() -> dict[str, Any]:
-    """The DSP viewer web app: confidential and first-party, its secret from the settings."""
+    """The DSP viewer web app: confidential and first-party, its secret from the settings; it
+    takes back-channel logout tokens, so a logout at the provider ends its visits too."""
     secret = current_app.config["DEMO_DSP_VIEWER_SECRET"]
     viewer_url = current_app.config["DEMO_DSP_VIEWER_URL"].rstrip("/")
     registered, created = _ensure(
@@ -162,7 +163,8 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
         scope=f"openid profile email phone offline_access matricule {DELEGATION_SCOPES}",
         auth_method="client_secret_basic",
         first_party=True,
-        extra_metadata=_dsp_api_audiences(),
+        extra_metadata={**_dsp_api_audiences(), "backchannel_logout_uri": f"{viewer_url}/backchannel-logout",
+                        "backchannel_logout_session_required": True},
     )
     if not registered.check_client_secret(secret):
         # client.create and rotate_secret only make random secrets; the demo needs a known one.

@@ -1,4 +1,5 @@
-"""What every demo relying party needs from the provider: discovery, its keys, token exchange, DPoP.
+"""What every demo relying party needs from the provider: discovery, its keys, token exchange, DPoP,
+back-channel logout tokens.
 
 The viewer, MyDSP and the DSP API each talk to the provider only through these standard
 documents, as an outside integrator would (README, "Integrating a relying party").
@@ -7,17 +8,19 @@ documents, as an outside integrator would (README, "Integrating a relying party"
 import base64
 import hashlib
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 import requests
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
 TIMEOUT = 10
 ALGORITHMS = ["RS256", "ES256"]
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"  # Back-Channel Logout 1.0 §2.4
 # RFC 9449: proofs are signed with an asymmetric key (§4.2); these are the provider's algorithms too.
 DPOP_ALGORITHMS = ["ES256", "RS256", "PS256"]
 
@@ -92,6 +95,80 @@ def validate_claims(claims: dict[str, Any], *, issuer: str, audience: str, leewa
         registry.validate(claims)
     except JoseError as error:
         raise InvalidToken(f"claims: {error}") from None
+
+
+class LogoutTokenValidator:
+    """OpenID Connect Back-Channel Logout 1.0 §2.6: the checks a relying party makes on a logout token.
+
+    https://openid.net/specs/openid-connect-backchannel-1_0.html#Validation
+
+    ``jwks(force)`` returns the provider's JWKS as a dict (the one the ID tokens are checked
+    against), fetched again when ``force``: a token naming an unknown ``kid`` gets one refetch.
+    The ``jti`` of every accepted token is remembered until its ``iat`` is too old to pass,
+    so a replayed token is refused (§2.6 step 7) with a bounded memory.
+    """
+
+    def __init__(self, jwks: Callable[[bool], dict[str, Any]], *, issuer: str, client_id: str,
+                 max_age: int = 300, leeway: int = 30, now: Callable[[], float] = time.time):
+        self.jwks, self.issuer, self.client_id = jwks, issuer, client_id
+        self.max_age, self.leeway, self.now = max_age, leeway, now
+        self._seen: dict[str, float] = {}  # jti -> when it may be forgotten
+        self._lock = threading.Lock()
+
+    def validate(self, token: str) -> dict[str, Any]:
+        """The claims of a valid, never-seen logout token; else :class:`InvalidToken` saying why."""
+        claims = self._verified(token).claims
+        now = int(self.now())
+        registry = jwt.JWTClaimsRegistry(
+            now=now,
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.client_id},
+            iat={"essential": True},
+            exp={"essential": True},  # §2.4: required
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as error:
+            raise InvalidToken(f"claims: {error}") from None
+        if claims["iat"] < now - self.max_age - self.leeway:  # §2.6 step 3, as Core §3.1.3.7 step 10 allows
+            raise InvalidToken("iat: issued too long ago")
+        events = claims.get("events")
+        if not isinstance(events, dict) or events.get(BACKCHANNEL_LOGOUT_EVENT) != {}:  # §2.4, §2.6 step 5
+            raise InvalidToken(f"events: must hold {BACKCHANNEL_LOGOUT_EVENT} with an empty object")
+        if not any(isinstance(claims.get(name), str) and claims[name] for name in ("sub", "sid")):  # §2.6 step 4
+            raise InvalidToken("sub or sid: one is required")
+        if "sid" in claims and not isinstance(claims["sid"], str):
+            raise InvalidToken("sid: must be a string")
+        if "nonce" in claims:  # §2.6 step 6: keeps an ID token from passing for a logout token
+            raise InvalidToken("nonce: forbidden in a logout token")
+        self._remember(claims["jti"], claims["iat"] + self.max_age + self.leeway, now)
+        return claims
+
+    def _verified(self, token: str) -> jwt.Token:
+        """Signature as for an ID token (§2.6 step 2), and ``typ: logout+jwt`` (§2.4 recommends checking it)."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError, UnicodeError) as error:
+            raise InvalidToken(f"not a JWT: {error}") from None
+        if str(header.get("typ", "")).lower() not in ("logout+jwt", "application/logout+jwt"):
+            raise InvalidToken("typ must be logout+jwt")
+        try:
+            try:
+                return jwt.decode(token, KeySet.import_key_set(self.jwks(False)), algorithms=ALGORITHMS)
+            except InvalidKeyIdError:  # the provider rotated its keys since we last looked
+                return jwt.decode(token, KeySet.import_key_set(self.jwks(True)), algorithms=ALGORITHMS)
+        except (JoseError, ValueError) as error:
+            raise InvalidToken(f"signature: {error}") from None
+
+    def _remember(self, jti: str, until: float, now: float) -> None:
+        with self._lock:
+            for stale in [seen for seen, forget_at in self._seen.items() if forget_at < now]:
+                del self._seen[stale]
+            if jti in self._seen:
+                raise InvalidToken("jti: this logout token was already received")
+            self._seen[jti] = until
 
 
 def token_exchange_parameters(subject_token: str, requested_subject: str, audience: str | None = None) -> dict[str, str]:

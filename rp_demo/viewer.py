@@ -2,13 +2,16 @@
 
 A confidential client on Authlib's Flask integration: discovery, authorization code with PKCE
 (S256) and nonce, the ID token checked against the provider's JWKS, ``iss`` in the response
-(RFC 9207), refresh tokens, RP-initiated logout. Its pages follow the guide's DSP screenshots:
-the record (Synthèse / Ligne de vie / Vue documentaire / Traçabilité) comes from the DSP API,
-the "Assistants" panel from the provider's delegation API, and "Accéder aux autres dossiers
+(RFC 9207), refresh tokens, RP-initiated logout, and back-channel logout (a session ended at
+the provider ends the visits started in it). Its pages follow the guide's DSP screenshots: the
+record (Synthèse / Ligne de vie / Vue documentaire / Traçabilité) comes from the DSP API, the
+"Assistants" panel from the provider's delegation API, and "Accéder aux autres dossiers
 patient" opens a child's record with a token exchange (RFC 8693).
 
 Tokens stay on the server (a per-visit store keyed by a random id in the signed cookie): they
-do not fit a cookie, and a browser has no business holding them.
+do not fit a cookie, and a browser has no business holding them. That store, like the ``jti``
+of the logout tokens already received, is this process's memory: the demo runs one viewer
+process (several would need a shared one, as the provider keeps its state in Redis).
 """
 
 import argparse
@@ -21,12 +24,12 @@ from typing import Any, Mapping
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from joserfc.errors import JoseError
 from werkzeug.serving import run_simple
 
-from .protocol import TIMEOUT, ProviderError, discover, token_exchange_parameters
+from .protocol import TIMEOUT, InvalidToken, LogoutTokenValidator, ProviderError, discover, token_exchange_parameters
 
 SCOPE = "openid profile offline_access delegations assisted_patients"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
@@ -56,15 +59,18 @@ class RecordClosed(Exception):
 
 
 class Visits:
-    """Server-side state of each logged-in visit (tokens, patient, open record).
+    """Server-side state of each logged-in visit (tokens, patient, the ID token's ``sid``, open record).
 
     A visit never logged out is forgotten after ``MAX_AGE``, the provider's longest SSO session.
+    A visit ended by the provider (back-channel logout) is remembered as such for as long, so
+    the browser still holding its id is told why it has to log in again.
     """
 
     MAX_AGE = 12 * 3600
 
     def __init__(self) -> None:
         self._visits: dict[str, dict[str, Any]] = {}
+        self._logged_out: dict[str, float] = {}  # visit id -> when the provider ended it
         self._lock = threading.Lock()
 
     def start(self, state: dict[str, Any]) -> str:
@@ -73,8 +79,29 @@ class Visits:
         with self._lock:
             for stale in [key for key, visit in self._visits.items() if visit["started_at"] < now - self.MAX_AGE]:
                 del self._visits[stale]
+            for stale in [key for key, ended_at in self._logged_out.items() if ended_at < now - self.MAX_AGE]:
+                del self._logged_out[stale]
             self._visits[visit_id] = {**state, "started_at": now}
         return visit_id
+
+    def end_logged_out(self, *, sid: str | None, sub: str | None) -> int:
+        """Back-Channel Logout 1.0 §2.7: end the visits of the provider session ``sid`` (all the
+        patient's visits when only ``sub`` is given); every claim given must match."""
+        if not sid and not sub:
+            return 0
+        now = time.time()
+        with self._lock:
+            ended = [key for key, visit in self._visits.items()
+                     if (not sid or visit.get("sid") == sid) and (not sub or visit["user"]["sub"] == sub)]
+            for key in ended:
+                del self._visits[key]
+                self._logged_out[key] = now
+        return len(ended)
+
+    def was_logged_out(self, visit_id: str | None) -> bool:
+        """Whether the provider ended this visit; answered once, for the browser's next request."""
+        with self._lock:
+            return self._logged_out.pop(visit_id, None) is not None if visit_id else False
 
     def get(self, visit_id: str | None) -> dict[str, Any] | None:
         with self._lock:
@@ -100,7 +127,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.config.update(config or {})
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    csrf.exempt(backchannel_logout)  # the provider posts it, server to server (Back-Channel Logout §2.5)
     oauth = OAuth(app)
     oauth.register(
         "esante",
@@ -109,7 +137,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         server_metadata_url=app.config["ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
         client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "token_endpoint_auth_method": "client_secret_basic"},
     )
-    app.extensions["dsp_viewer"] = {"visits": Visits(), "metadata": None}
+    app.extensions["dsp_viewer"] = {"visits": Visits(), "metadata": None, "logout_tokens": None}
     app.register_blueprint(blueprint)
     app.register_error_handler(SessionExpired, lambda error: _end_visit_and_login())
     app.register_error_handler(RecordClosed, _record_closed)
@@ -145,6 +173,16 @@ def _metadata() -> dict[str, Any]:
 
 def _visits() -> Visits:
     return current_app.extensions["dsp_viewer"]["visits"]
+
+
+def _logout_tokens() -> LogoutTokenValidator:
+    """Checks logout tokens against the JWKS the ID tokens are checked against (Authlib's copy)."""
+    state = current_app.extensions["dsp_viewer"]
+    if state["logout_tokens"] is None:
+        client = _client()
+        state["logout_tokens"] = LogoutTokenValidator(
+            lambda force: client.fetch_jwk_set(force=force), issuer=_metadata()["issuer"], client_id=current_app.config["CLIENT_ID"])
+    return state["logout_tokens"]
 
 
 def _visit() -> dict[str, Any] | None:
@@ -235,6 +273,18 @@ def age_in_years(birthdate: str | None, today: date | None = None) -> int | None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
+@blueprint.before_app_request
+def tell_who_the_provider_logged_out():
+    """A visit the provider ended by back-channel logout: the browser learns it at its next page."""
+    if request.endpoint in ("static", "viewer.backchannel_logout") or not _visits().was_logged_out(session.get("visit")):
+        return None
+    session.pop("visit", None)
+    if request.endpoint in ("viewer.login", "viewer.callback"):  # already logging in again
+        return None
+    flash("Votre session eSanté a pris fin : vous avez été déconnecté du DSP. Veuillez vous reconnecter.", "info")
+    return None if request.endpoint == "viewer.home" else redirect(url_for("viewer.home"))
+
+
 @blueprint.app_context_processor
 def shared():
     return {"age_in_years": age_in_years, "tabs": TABS, "helpdesk": "(+352) 27 12 50 18 33"}
@@ -278,7 +328,8 @@ def callback():
     if "userinfo" not in token:  # Authlib sets it once the ID token is verified
         return render_template("error.html", error="invalid_response", description="Aucun jeton d'identité reçu."), 400
     identity = dict(token.pop("userinfo"))
-    visit = {"token": token, "id_token": token["id_token"], "user": {"sub": identity["sub"]}, "record": None}
+    visit = {"token": token, "id_token": token["id_token"], "user": {"sub": identity["sub"]}, "sid": identity.get("sid"),
+             "record": None}
     claims = _client().userinfo(token=token)
     if claims.get("sub") != identity["sub"]:
         raise ProviderError("userinfo names another patient")
@@ -384,6 +435,28 @@ def logout():
             current_app.logger.warning("refresh token not revoked: %s", error)
     return _client().logout_redirect(post_logout_redirect_uri=current_app.config["PUBLIC_URL"].rstrip("/") + "/",
                                      id_token_hint=visit["id_token"])
+
+
+@blueprint.post("/backchannel-logout")
+def backchannel_logout():
+    """Back-Channel Logout 1.0 §2.5-§2.8: the provider says a session ended; end our visits in it.
+
+    The token is checked as §2.6 says; a valid one answers 200 even when no visit matches any
+    more (the patient may have logged out here first). Tokens stay on the server and simply go
+    with the visit; refresh tokens with ``offline_access`` are the provider's to revoke (§2.7).
+    """
+    try:
+        claims = _logout_tokens().validate(request.form.get("logout_token", ""))
+    except InvalidToken as error:
+        current_app.logger.warning("logout token refused: %s", error)
+        response = jsonify(error="invalid_request", error_description=f"logout_token: {error}")
+        response.status_code = 400
+    else:
+        ended = _visits().end_logged_out(sid=claims.get("sid"), sub=claims.get("sub"))
+        current_app.logger.info("back-channel logout ended %d visit(s)", ended)
+        response = current_app.response_class(status=200)
+    response.headers["Cache-Control"] = "no-store"  # §2.8
+    return response
 
 
 def _require_visit() -> dict[str, Any]:
