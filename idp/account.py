@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, select
+from sqlalchemy import Boolean, Date, DateTime, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, matricule as matricule_rules
@@ -86,9 +86,13 @@ def get(account_id: int) -> Account | None:
     return db.session.get(Account, account_id)
 
 
+# Built once: every password login reads it, and a statement built anew costs about as much
+# CPU (construction and cache key) as running it.
+_BY_MATRICULE = select(Account).where(Account.matricule == bindparam("matricule"))
+
+
 def find_by_matricule(text: str) -> Account | None:
-    value = matricule_rules.normalize(text)
-    return db.session.scalar(select(Account).where(Account.matricule == value))
+    return db.session.scalar(_BY_MATRICULE, {"matricule": matricule_rules.normalize(text)})
 
 
 def find_by_subject(subject: str) -> Account | None:

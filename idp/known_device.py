@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask import current_app, g, request
 from flask_babel import format_datetime, gettext as _
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, exists, select
+from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, bindparam, exists, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, clock, messaging
@@ -35,6 +35,17 @@ class KnownDevice(db.Model):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
 
+# Built once (a statement built anew costs about as much CPU as running it). One round trip
+# answers both questions: is this browser known, and is any?
+_THIS_ONE_AND_ANY = select(
+    select(KnownDevice.id)
+    .where(KnownDevice.account_id == bindparam("account_id"), KnownDevice.device_hash == bindparam("device_hash"))
+    .scalar_subquery(),
+    exists().where(KnownDevice.account_id == bindparam("account_id")),
+)
+_SEEN_AGAIN = update(KnownDevice).where(KnownDevice.id == bindparam("device_id")).values(last_seen_at=bindparam("seen_at"))
+
+
 def _device_id() -> str:
     raw = request.cookies.get(COOKIE_NAME, "")
     if len(raw) != 43 or not raw.replace("-", "").replace("_", "").isalnum():
@@ -47,11 +58,13 @@ def recognise(account: accounts.Account) -> bool:
     """Note this browser for ``account`` after a full login; True when it is a new one."""
     device_hash = hashlib.sha256(_device_id().encode()).hexdigest()
     now = clock.now()
-    known = db.session.scalar(select(KnownDevice).where(KnownDevice.account_id == account.id, KnownDevice.device_hash == device_hash))
-    if known is not None:
-        known.last_seen_at = now
-        return False
-    had_others = db.session.scalar(select(exists().where(KnownDevice.account_id == account.id)))
+    # No autoflush: the login's other rows (session, audit) are written together at its commit,
+    # and nothing pending here changes the answer.
+    with db.session.no_autoflush:
+        known_id, had_others = db.session.execute(_THIS_ONE_AND_ANY, {"account_id": account.id, "device_hash": device_hash}).one()
+        if known_id is not None:
+            db.session.execute(_SEEN_AGAIN, {"device_id": known_id, "seen_at": now}, execution_options={"synchronize_session": False})
+            return False
     user_agent = (request.user_agent.string or "")[:300]
     db.session.add(KnownDevice(account_id=account.id, device_hash=device_hash, first_seen_at=now, last_seen_at=now, user_agent=user_agent))
     if had_others:

@@ -48,7 +48,9 @@ class SmsSender(Protocol):
 
 
 class Outbox:
-    """Keeps messages in the database. For development only: nothing leaves the machine."""
+    """Keeps messages in the database. For development only: nothing leaves the machine.
+
+    A message is written with the caller's transaction, at its next flush."""
 
     def send_email(self, to: str, subject: str, body: str) -> None:
         self._store(to, "email", subject, body)
@@ -58,7 +60,6 @@ class Outbox:
 
     def _store(self, to: str, channel: str, subject: str | None, body: str) -> None:
         db.session.add(OutboxMessage(to=to, channel=channel, subject=subject, body=body, created_at=clock.now()))
-        db.session.flush()
 
 
 class SmtpMailer:

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import DateTime, ForeignKey, Integer, String, func, select
+from sqlalchemy import DateTime, ForeignKey, Integer, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, messaging
+from .account import Account
 from .extensions import db
 
 
@@ -84,8 +85,9 @@ def _digest(challenge_id: str, code: str) -> str:
 def start(account_id: int | None, purpose: str, channel: str, destination: str) -> OneTimeCode:
     """Create a challenge and send its first code. Raises :class:`messaging.MessageNotSent`.
 
-    The challenge is flushed, not committed: on a failed send the caller commits the
-    challenge (so a retry can resend) and shows the error.
+    The challenge is added to the session, not committed: on a failed send the caller commits
+    the challenge (so a retry can resend) and shows the error. It joins the session once the
+    send is over, so the row is written once, with its code, instead of inserted then updated.
     """
     challenge = OneTimeCode(
         id=secrets.token_urlsafe(24),
@@ -98,9 +100,10 @@ def start(account_id: int | None, purpose: str, channel: str, destination: str) 
         failures_total=0,
         failed_attempts=0,
     )
-    db.session.add(challenge)
-    db.session.flush()
-    send(challenge)
+    try:
+        send(challenge)
+    finally:
+        db.session.add(challenge)
     return challenge
 
 
@@ -108,6 +111,26 @@ def get(challenge_id: str | None) -> OneTimeCode | None:
     if not challenge_id:
         return None
     return db.session.get(OneTimeCode, challenge_id)
+
+
+# The login's statements, built once: building a select and its cache key costs about as much
+# CPU as running it.
+_WITH_ACCOUNT = (
+    select(OneTimeCode, Account)
+    .join(Account, Account.id == OneTimeCode.account_id)
+    .where(OneTimeCode.id == bindparam("challenge_id"), Account.id == bindparam("account_id"))
+)
+_FAILURES_SINCE = select(func.coalesce(func.sum(OneTimeCode.failures_total), 0)).where(
+    OneTimeCode.account_id == bindparam("account_id"), OneTimeCode.created_at > bindparam("since")
+)
+
+
+def get_with_account(challenge_id: str | None, account_id: int | None) -> tuple[OneTimeCode, Account] | tuple[None, None]:
+    """The challenge and its account in one round trip, when the challenge belongs to ``account_id``."""
+    if not challenge_id or account_id is None:
+        return None, None
+    row = db.session.execute(_WITH_ACCOUNT, {"challenge_id": challenge_id, "account_id": account_id}).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def send(challenge: OneTimeCode, *, respect_cooldown: bool = False) -> None:
@@ -143,9 +166,7 @@ def _failures_today(account_id: int) -> int:
     whatever the number of resends or restarted logins (NIST SP 800-63B §5.2.2).
     """
     since = clock.now() - timedelta(hours=24)
-    total = db.session.scalar(select(func.coalesce(func.sum(OneTimeCode.failures_total), 0))
-                              .where(OneTimeCode.account_id == account_id, OneTimeCode.created_at > since))
-    return int(total)
+    return int(db.session.scalar(_FAILURES_SINCE, {"account_id": account_id, "since": since}))
 
 
 def verify(challenge: OneTimeCode, code: str) -> None:

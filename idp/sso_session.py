@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import JSON, DateTime, ForeignKey, String, select, update
+from sqlalchemy import JSON, DateTime, ForeignKey, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, backchannel_logout, clock, known_device
@@ -41,6 +41,16 @@ class SsoSession(db.Model):
             and self.last_seen_at + timedelta(seconds=config["SSO_IDLE_TIMEOUT"]) > now
             and self.created_at + timedelta(seconds=config["SSO_ABSOLUTE_TIMEOUT"]) > now
         )
+
+
+# Built once: read on every request that carries the cookie, and a statement built anew costs
+# about as much CPU as running it. The account comes in the same round trip: nearly every
+# caller reads it next, and ``account.get`` then finds it in the session.
+_WITH_ACCOUNT = (
+    select(SsoSession, accounts.Account)
+    .join(accounts.Account, accounts.Account.id == SsoSession.account_id)
+    .where(SsoSession.id == bindparam("session_id"))
+)
 
 
 def _digest(raw: str) -> str:
@@ -77,7 +87,12 @@ def current() -> SsoSession | None:
     if "sso_session" in g:
         return g.sso_session
     raw = request.cookies.get(current_app.config["SSO_COOKIE_NAME"])
-    found = db.session.get(SsoSession, _digest(raw)) if raw else None
+    found = None
+    if raw:
+        # ``g`` keeps the account referenced: the session holds unchanged rows only weakly.
+        row = db.session.execute(_WITH_ACCOUNT, {"session_id": _digest(raw)}).first()
+        if row is not None:
+            found, g.sso_account = row
     now = clock.now()
     if found and not found.is_live(now):
         found = None

@@ -16,7 +16,9 @@ def valid_matricule(form, field) -> None:
 class LoginForm(FlaskForm):
     matricule = StringField(_l("Matricule"), validators=[DataRequired(_l("Veuillez saisir votre matricule.")), Length(max=32), valid_matricule])
     password = PasswordField(_l("Mot de passe"), validators=[DataRequired(_l("Veuillez saisir votre mot de passe.")), Length(max=256)])
-    next = HiddenField()
+    # A label, though never shown: without one WTForms translates a default ("Next"), loading
+    # its own message catalogue from disk on every request that builds the form.
+    next = HiddenField("next")
 
 
 class ChannelForm(FlaskForm):

@@ -96,11 +96,13 @@ def login() -> ResponseReturnValue:
         ))
         return render_template("flows/login.html", form=form), 429
     audit.record(audit.Event.LOGIN_PASSWORD_OK, account_id=account.id)
+    # Read before the commit, which expires the account: reading it after would load it again.
+    account_id, channels = account.id, account.channels()
+    destination = account.destination(channels[0]) if len(channels) == 1 else None
     db.session.commit()
-    session["login"] = {"account_id": account.id, "next": safe_next(form.next.data), "challenge": None, "started_at": clock.timestamp()}
-    channels = account.channels()
+    session["login"] = {"account_id": account_id, "next": safe_next(form.next.data), "challenge": None, "started_at": clock.timestamp()}
     if len(channels) == 1:
-        return _send_code(account, channels[0])
+        return _send_code(account_id, channels[0], destination)
     return redirect(url_for("flows.login_channel"), code=303)
 
 
@@ -112,13 +114,28 @@ def _tell_of_lockout(account: accounts.Account) -> None:
         messaging.notify(channel, account.destination(channel), notice)
 
 
-def _pending_login() -> tuple[dict, accounts.Account | None]:
-    """This browser's attempt and its account, while recent and the account still active."""
+def _recent_attempt() -> dict:
+    """This browser's attempt while recent, else empty."""
     pending = session.get("login") or {}
     if not pending or clock.timestamp() - pending.get("started_at", 0) > LOGIN_ATTEMPT_TTL:
-        return {}, None
-    account = accounts.get(pending["account_id"])
+        return {}
+    return pending
+
+
+def _pending_login() -> tuple[dict, accounts.Account | None]:
+    """This browser's attempt and its account, while recent and the account still active."""
+    pending = _recent_attempt()
+    account = accounts.get(pending["account_id"]) if pending else None
     return (pending, account) if account is not None and account.is_active else ({}, None)
+
+
+def _pending_code() -> tuple[dict, accounts.Account | None, one_time_code.OneTimeCode | None]:
+    """Like :func:`_pending_login`, with the attempt's challenge when it is this account's (one query for both)."""
+    pending = _recent_attempt()
+    challenge, account = one_time_code.get_with_account(pending.get("challenge"), pending.get("account_id"))
+    if account is None or not account.is_active:
+        return {}, None, None
+    return pending, account, challenge
 
 
 @blueprint.route("/login/channel", methods=["GET", "POST"])
@@ -135,30 +152,30 @@ def login_channel() -> ResponseReturnValue:
         flash(_("Aucun moyen de recevoir un code n'est enregistré. Contactez le helpdesk."), "error")
         return render_template("flows/login_channel.html", form=form), 409
     if form.validate_on_submit():
-        return _send_code(account, form.channel.data)
+        return _send_code(account.id, form.channel.data, account.destination(form.channel.data))
     if request.method == "GET":
         form.channel.data = account.channels()[0]
     return render_template("flows/login_channel.html", form=form), 400 if request.method == "POST" else 200
 
 
-def _send_code(account: accounts.Account, channel: str) -> ResponseReturnValue:
+def _send_code(account_id: int, channel: str, destination: str) -> ResponseReturnValue:
     pending = session["login"]
     try:
-        challenge = one_time_code.start(account.id, LOGIN_PURPOSE, channel, account.destination(channel))
+        challenge = one_time_code.start(account_id, LOGIN_PURPOSE, channel, destination)
     except messaging.MessageNotSent:
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return redirect(url_for("flows.login_channel"), code=303)
+    challenge_id = challenge.id  # before the commit expires it
     db.session.commit()
-    session["login"] = {**pending, "challenge": challenge.id}
+    session["login"] = {**pending, "challenge": challenge_id}
     return redirect(url_for("flows.login_code"), code=303)
 
 
 @blueprint.route("/login/code", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
 def login_code() -> ResponseReturnValue:
-    pending, account = _pending_login()
-    challenge = one_time_code.get(pending.get("challenge"))
+    pending, account, challenge = _pending_code()
     if account is None or challenge is None or challenge.account_id != account.id or challenge.purpose != LOGIN_PURPOSE:
         return redirect(url_for("flows.login"), code=303)
     form, resend_form = CodeForm(), ResendForm()
@@ -174,18 +191,18 @@ def login_code() -> ResponseReturnValue:
     accounts.mark_channel_verified(account, challenge.channel)
     amr = ["pwd", "otp", "sms", "mfa"] if challenge.channel == "sms" else ["pwd", "otp", "mfa"]  # RFC 8176 §2 values only
     sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL)
+    locale = account.locale  # before the commit expires the account
     db.session.commit()
     session.pop("login", None)
-    if account.locale and "locale" not in session:
-        session["locale"] = account.locale  # the language this patient chose before, on any browser
+    if locale and "locale" not in session:
+        session["locale"] = locale  # the language this patient chose before, on any browser
     return redirect(pending.get("next") or url_for("flows.services"), code=303)
 
 
 @blueprint.post("/login/code/resend")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"])
 def login_code_resend() -> ResponseReturnValue:
-    pending, account = _pending_login()
-    challenge = one_time_code.get(pending.get("challenge"))
+    pending, account, challenge = _pending_code()
     if account is None or challenge is None or challenge.account_id != account.id or not ResendForm().validate_on_submit():
         return redirect(url_for("flows.login"), code=303)
     try:
