@@ -214,11 +214,16 @@ def redeem_authorization_code(code: str, client: Client) -> AuthorizationCode | 
     return row
 
 
+_CODE_WITH_NONCE = (
+    select(AuthorizationCode.code_hash)
+    .where(AuthorizationCode.client_id == bindparam("client_id"), AuthorizationCode.nonce == bindparam("nonce"))
+    .limit(1)
+)
+
+
 def nonce_was_used(client_id: str, nonce: str) -> bool:
     """A nonce seen before for this client is a replay (OpenID Connect Core §15.5.2)."""
-    return db.session.scalar(
-        select(AuthorizationCode.code_hash).where(AuthorizationCode.client_id == client_id, AuthorizationCode.nonce == nonce).limit(1)
-    ) is not None
+    return db.session.scalar(_CODE_WITH_NONCE, {"client_id": client_id, "nonce": nonce}) is not None
 
 
 # --- issuing -------------------------------------------------------------------------------
