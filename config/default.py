@@ -139,8 +139,8 @@ SIGNING_KEY_RETENTION = 24 * 3600
 # does; tokens verify throughout (retired keys stay published, unknown kids are looked up at once).
 SIGNING_KEY_CACHE_SECONDS = 5
 # Seconds each worker keeps a client it read for the OAuth endpoints (0: read it on every
-# request). A client disabled or changed on another instance or by the CLI stops working with its
-# old settings within this delay; on the instance that changed it, at once.
+# request). A client disabled or changed elsewhere (another worker or instance, the CLI) stops
+# working with its old settings within this delay; in the worker process that changed it, at once.
 CLIENT_CACHE_SECONDS = 5
 # Back-channel logout (seconds): per-request timeout, first retry delay (doubling, capped at an
 # hour), and how long a relying party that does not answer is retried before giving up.

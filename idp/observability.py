@@ -173,10 +173,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
+def request_id(offered: str | None) -> str:
+    """The load balancer's ``X-Request-ID`` when it is a sane one, else a new one."""
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+
+
 def _start_request() -> None:
     g.request_started = time.perf_counter()
-    offered = request.headers.get("X-Request-ID", "")
-    g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get("X-Request-ID"))
 
 
 def _finish_request(response):

@@ -15,7 +15,6 @@ every other request.
 """
 
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,7 +71,7 @@ class PublicDocuments:
 
     def _serve(self, copy: _Copy, environ, start_response):
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = observability.request_id(environ.get("HTTP_X_REQUEST_ID"))
         headers = [*copy.headers, ("X-Request-ID", request_id)]
         if copy.etag and _matches(environ.get("HTTP_IF_NONE_MATCH"), copy.etag):
             status, body = "304 NOT MODIFIED", b""

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from idp import clock, create_app
 from idp.extensions import db
@@ -81,6 +81,16 @@ def app(request, settings, tmp_path, monkeypatch):
         db.session.remove()
         db.engine.dispose()
     clock.reset()
+
+
+@pytest.fixture
+def statements(app):
+    """The SQL statements sent while the test runs: what a path reads and writes."""
+    seen = []
+    listener = lambda *arguments: seen.append(arguments[2])
+    event.listen(db.engine, "before_cursor_execute", listener)
+    yield seen
+    event.remove(db.engine, "before_cursor_execute", listener)
 
 
 class RequestScopedClient(FlaskClient):

@@ -5,19 +5,11 @@ elsewhere."""
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event
 
 from idp import client as clients, create_app
 from idp.extensions import db
 
 
-@pytest.fixture
-def statements(app):
-    seen = []
-    listener = lambda *arguments: seen.append(arguments[2])
-    event.listen(db.engine, "before_cursor_execute", listener)
-    yield seen
-    event.remove(db.engine, "before_cursor_execute", listener)
 
 
 @pytest.fixture

@@ -4,21 +4,12 @@ Flask's, without Flask, never stale beyond SIGNING_KEY_CACHE_SECONDS."""
 import logging
 
 import pytest
-from sqlalchemy import event
 
-from idp.extensions import db
 from idp.observability import REQUESTS
 
 PATHS = ["/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
 
 
-@pytest.fixture
-def statements(app):
-    seen = []
-    listener = lambda *arguments: seen.append(arguments[2])
-    event.listen(db.engine, "before_cursor_execute", listener)
-    yield seen
-    event.remove(db.engine, "before_cursor_execute", listener)
 
 
 @pytest.fixture
@@ -112,3 +103,10 @@ def test_copies_are_counted_and_logged_like_other_requests(client, caplog):
     assert REQUESTS.labels("/jwks.json", "GET", "200")._value.get() == before + 1
     [line] = [record for record in caplog.records if record.name == "idp.access"]
     assert line.request_id == answer.headers["X-Request-ID"] and line.path == "/jwks.json" and line.status == 200
+
+
+def test_the_load_balancers_request_id_is_kept(client):
+    client.get("/jwks.json")
+    answer = client.get("/jwks.json", headers={"X-Request-ID": "lb-4f2a9c01"})
+    assert answer.headers["X-Request-ID"] == "lb-4f2a9c01"
+    assert client.get("/jwks.json", headers={"X-Request-ID": "bad id"}).headers["X-Request-ID"] != "bad id"

@@ -5,20 +5,11 @@ from datetime import timedelta
 import pytest
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
-from sqlalchemy import event
 
 from idp import clock, create_app, signing_key
 from idp.extensions import db
 
 
-@pytest.fixture
-def statements(app):
-    """Counts the SQL statements sent while the test runs."""
-    seen = []
-    listener = lambda *arguments: seen.append(arguments[2])
-    event.listen(db.engine, "before_cursor_execute", listener)
-    yield seen
-    event.remove(db.engine, "before_cursor_execute", listener)
 
 
 def _sign(kid_and_key) -> str:
