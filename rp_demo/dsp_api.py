@@ -29,7 +29,7 @@ from joserfc import jwk, jws
 from joserfc.errors import JoseError
 from werkzeug.serving import run_simple
 
-from .protocol import DPOP_ALGORITHMS, InvalidToken, ProviderError, ProviderKeys, access_token_hash, discover, validate_claims
+from .protocol import DPOP_ALGORITHMS, InvalidToken, ProviderError, ProviderKeys, SeenOnce, access_token_hash, discover, validate_claims
 
 DOCUMENTS = json.loads((Path(__file__).parent / "data" / "documents.json").read_text(encoding="utf-8"))
 DOCUMENTS_PER_RECORD = 5
@@ -44,23 +44,6 @@ class DPoPRefused(Exception):
     def __init__(self, error: str, description: str):
         super().__init__(description)
         self.error = error
-
-
-class ProofReplayCache:
-    """Each proof's ``jti`` once per key while its ``iat`` could still pass (§11.1); in memory, like the trail."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, value: str, keep_for: float) -> bool:
-        now = time.time()
-        with self._lock:
-            self._seen = {seen: until for seen, until in self._seen.items() if until > now}
-            if value in self._seen:
-                return False
-            self._seen[value] = now + keep_for
-            return True
 
 
 @dataclass(frozen=True)
@@ -98,7 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                       DPOP_PROOF_MAX_AGE=60, DPOP_NONCE_REQUIRED=False, DPOP_NONCE_LIFETIME=300)
     app.config.update(config or {})
     app.extensions["dsp_api"] = {"trail": AccessTrail(), "keys": None, "lock": threading.Lock(),
-                                 "proofs": ProofReplayCache(), "nonce_secret": secrets.token_bytes(32)}
+                                 "proofs": SeenOnce(), "nonce_secret": secrets.token_bytes(32)}
 
     @app.get("/")
     def about():

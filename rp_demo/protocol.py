@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import requests
 from joserfc import jws, jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
@@ -97,27 +97,43 @@ def validate_claims(claims: dict[str, Any], *, issuer: str, audience: str, leewa
         raise InvalidToken(f"claims: {error}") from None
 
 
+class SeenOnce:
+    """Values (a token's or a proof's ``jti``) accepted once while they could still pass; kept in
+    memory, as befits a demo, and forgotten when they no longer could."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, value: str, keep_for: float) -> bool:
+        now = time.time()
+        with self._lock:
+            self._until = {seen: until for seen, until in self._until.items() if until > now}
+            if value in self._until:
+                return False
+            self._until[value] = now + keep_for
+            return True
+
+
 class LogoutTokenValidator:
     """OpenID Connect Back-Channel Logout 1.0 §2.6: the checks a relying party makes on a logout token.
 
     https://openid.net/specs/openid-connect-backchannel-1_0.html#Validation
 
-    ``jwks(force)`` returns the provider's JWKS as a dict (the one the ID tokens are checked
-    against), fetched again when ``force``: a token naming an unknown ``kid`` gets one refetch.
-    The ``jti`` of every accepted token is remembered until its ``iat`` is too old to pass,
+    ``keys`` checks the signature and ``typ`` (a token naming an unknown ``kid`` gets one JWKS
+    refetch). The ``jti`` of every accepted token is remembered until its ``iat`` is too old to pass,
     so a replayed token is refused (§2.6 step 7) with a bounded memory.
     """
 
-    def __init__(self, jwks: Callable[[bool], dict[str, Any]], *, issuer: str, client_id: str,
+    def __init__(self, keys: ProviderKeys, *, issuer: str, client_id: str,
                  max_age: int = 300, leeway: int = 30, now: Callable[[], float] = time.time):
-        self.jwks, self.issuer, self.client_id = jwks, issuer, client_id
+        self.keys, self.issuer, self.client_id = keys, issuer, client_id
         self.max_age, self.leeway, self.now = max_age, leeway, now
-        self._seen: dict[str, float] = {}  # jti -> when it may be forgotten
-        self._lock = threading.Lock()
+        self._seen = SeenOnce()
 
     def validate(self, token: str) -> dict[str, Any]:
         """The claims of a valid, never-seen logout token; else :class:`InvalidToken` saying why."""
-        claims = self._verified(token).claims
+        claims = self.keys.verify(token, typ="logout+jwt").claims  # §2.6 step 2, and §2.4's typ
         now = int(self.now())
         registry = jwt.JWTClaimsRegistry(
             now=now,
@@ -143,32 +159,9 @@ class LogoutTokenValidator:
             raise InvalidToken("sid: must be a string")
         if "nonce" in claims:  # §2.6 step 6: keeps an ID token from passing for a logout token
             raise InvalidToken("nonce: forbidden in a logout token")
-        self._remember(claims["jti"], claims["iat"] + self.max_age + self.leeway, now)
+        if not self._seen.first_use(claims["jti"], claims["iat"] + self.max_age + self.leeway - now):  # §2.6 step 7
+            raise InvalidToken("jti: this logout token was already received")
         return claims
-
-    def _verified(self, token: str) -> jwt.Token:
-        """Signature as for an ID token (§2.6 step 2), and ``typ: logout+jwt`` (§2.4 recommends checking it)."""
-        try:
-            header = jws.extract_compact(token.encode()).headers()
-        except (JoseError, ValueError, UnicodeError) as error:
-            raise InvalidToken(f"not a JWT: {error}") from None
-        if str(header.get("typ", "")).lower() not in ("logout+jwt", "application/logout+jwt"):
-            raise InvalidToken("typ must be logout+jwt")
-        try:
-            try:
-                return jwt.decode(token, KeySet.import_key_set(self.jwks(False)), algorithms=ALGORITHMS)
-            except InvalidKeyIdError:  # the provider rotated its keys since we last looked
-                return jwt.decode(token, KeySet.import_key_set(self.jwks(True)), algorithms=ALGORITHMS)
-        except (JoseError, ValueError) as error:
-            raise InvalidToken(f"signature: {error}") from None
-
-    def _remember(self, jti: str, until: float, now: float) -> None:
-        with self._lock:
-            for stale in [seen for seen, forget_at in self._seen.items() if forget_at < now]:
-                del self._seen[stale]
-            if jti in self._seen:
-                raise InvalidToken("jti: this logout token was already received")
-            self._seen[jti] = until
 
 
 def token_exchange_parameters(subject_token: str, requested_subject: str, audience: str | None = None) -> dict[str, str]:

@@ -29,7 +29,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from joserfc.errors import JoseError
 from werkzeug.serving import run_simple
 
-from .protocol import TIMEOUT, InvalidToken, LogoutTokenValidator, ProviderError, discover, token_exchange_parameters
+from .protocol import TIMEOUT, InvalidToken, LogoutTokenValidator, ProviderError, ProviderKeys, discover, token_exchange_parameters
 
 SCOPE = "openid profile offline_access delegations assisted_patients"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
@@ -176,12 +176,12 @@ def _visits() -> Visits:
 
 
 def _logout_tokens() -> LogoutTokenValidator:
-    """Checks logout tokens against the JWKS the ID tokens are checked against (Authlib's copy)."""
+    """Checks logout tokens against the provider's published keys."""
     state = current_app.extensions["dsp_viewer"]
     if state["logout_tokens"] is None:
-        client = _client()
+        metadata = _metadata()
         state["logout_tokens"] = LogoutTokenValidator(
-            lambda force: client.fetch_jwk_set(force=force), issuer=_metadata()["issuer"], client_id=current_app.config["CLIENT_ID"])
+            ProviderKeys(metadata["jwks_uri"]), issuer=metadata["issuer"], client_id=current_app.config["CLIENT_ID"])
     return state["logout_tokens"]
 
 
