@@ -531,12 +531,12 @@ def connected_applications(account_id: int) -> list[ConnectedApplication]:
     first = dict(db.session.execute(
         select(Token.family_id, func.min(Token.issued_at)).where(Token.family_id.in_({row.family_id for row in live})).group_by(Token.family_id)
     ).all())
+    names = dict(db.session.execute(select(Client.client_id, Client.name).where(Client.client_id.in_({row.client_id for row in live}))).all())
     found: dict[str, ConnectedApplication] = {}
     for row in live:
-        client = db.session.scalar(select(Client).where(Client.client_id == row.client_id))
         owner = db.session.get(Account, row.account_id) if row.delegation_id and row.account_id != account_id else None
         item = ConnectedApplication(
-            family_id=row.family_id, client_id=row.client_id, name=client.name if client else row.client_id,
+            family_id=row.family_id, client_id=row.client_id, name=names.get(row.client_id, row.client_id),
             connected_at=first.get(row.family_id, row.issued_at), last_used_at=row.issued_at,
             for_patient=delegations.masked_name(owner) if owner else None,
         )
