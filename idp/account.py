@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, bindparam, select
+from sqlalchemy import Boolean, Date, DateTime, Integer, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, matricule as matricule_rules
@@ -282,6 +282,28 @@ def import_command(path: str, as_json: bool) -> None:
         raise SystemExit(1)
     report = {"imported": True, "created": result.created, "updated": result.updated, "unchanged": result.unchanged}
     emit(report, as_json, lambda r: f"created {r['created']}, updated {r['updated']}, unchanged {r['unchanged']}")
+
+
+@patients_cli.command("check-matricules")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def check_matricules_command(as_json: bool) -> None:
+    """List stored matricules that today's rules refuse (exit 1 if any).
+
+    Run after an upgrade that changes the rules: until 2026-12 rows 4 and 5 of the Verhoeff table
+    were mistyped, so a number stored before then may carry a check digit only the old table accepted.
+    """
+    refused = []
+    for value in db.session.scalars(select(Account.matricule).order_by(Account.matricule)):
+        try:
+            matricule_rules.validate(value)
+        except matricule_rules.InvalidMatricule as error:
+            refused.append({"matricule": value, "reason": error.reason})
+    report = {"checked": db.session.scalar(select(func.count()).select_from(Account)), "refused": refused}
+    emit(report, as_json, lambda r: "\n".join(
+        [f"{item['matricule']}: {item['reason']}" for item in r["refused"]] + [f"checked {r['checked']}, refused {len(r['refused'])}"]
+    ))
+    if refused:
+        raise SystemExit(1)
 
 
 def _decode(raw: bytes) -> str:

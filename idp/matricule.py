@@ -13,6 +13,8 @@ from datetime import date
 
 from . import clock
 
+# Verhoeff's scheme (Verhoeff 1969; Gumm 1985): _VERHOEFF_D is the multiplication table of the
+# dihedral group D5, _VERHOEFF_P[k] is the permutation (1 5 7 6 2 8 3 0 9 4) applied k times.
 _VERHOEFF_D = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
     [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
@@ -30,8 +32,8 @@ _VERHOEFF_P = [
     [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
     [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
     [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 7, 6, 8, 0],
-    [4, 2, 8, 6, 5, 7, 1, 3, 9, 0],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
     [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
     [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
 ]

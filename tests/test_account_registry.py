@@ -2,7 +2,7 @@
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from idp import account as accounts, audit, matricule
 from idp.extensions import db
@@ -158,3 +158,21 @@ def test_a_byte_order_mark_and_spaces_in_the_header_are_accepted(runner, tmp_pat
     path.write_bytes(("\ufeff" + HEADER.replace(",", ", ") + "\r\n" + ANNA + "\r\n").encode("utf-8"))
     result, report = run_import(runner, str(path))
     assert report["created"] == 1, result.output
+
+
+def test_check_matricules_lists_stored_numbers_only_the_mistyped_verhoeff_table_accepted(runner, tmp_path):
+    born_17_april = matricule.with_check_digits("19850417" + "001") + ",Alt,Stored,1985-04-17,,,"
+    run_import(runner, write(tmp_path, HEADER, ANNA, born_17_april))
+    # Stored before the table was fixed: the same number with the Verhoeff digit the mistyped rows gave.
+    db.session.execute(update(accounts.Account).where(accounts.Account.family_name == "Alt").values(matricule="1985041700127"))
+    db.session.commit()
+    result = runner.invoke(args=["patients", "check-matricules", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output) == {"checked": 2, "refused": [{"matricule": "1985041700127", "reason": "verhoeff_check_failed"}]}
+
+
+def test_check_matricules_passes_when_every_stored_number_is_valid(runner, tmp_path):
+    run_import(runner, write(tmp_path, HEADER, ANNA, PAUL))
+    result = runner.invoke(args=["patients", "check-matricules"])
+    assert result.exit_code == 0, result.output
+    assert "checked 2, refused 0" in result.output

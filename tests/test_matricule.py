@@ -22,6 +22,95 @@ def legacy(first_ten: str) -> str:
     return first_ten + str(11 - remainder)
 
 
+# --- Verhoeff, built here from its definition (Verhoeff 1969), not from the module's tables -------
+
+VERHOEFF_ROW_ONE = [1, 5, 7, 6, 2, 8, 3, 0, 9, 4]  # the permutation p; row k of the table is p applied k times
+
+
+def verhoeff_permutations() -> list[list[int]]:
+    rows = [list(range(10))]
+    for _ in range(7):
+        rows.append([VERHOEFF_ROW_ONE[digit] for digit in rows[-1]])
+    return rows
+
+
+def dihedral_product(j: int, k: int) -> int:
+    """Multiplication in D5: 0-4 are the rotations r^i, 5-9 the reflections s·r^i."""
+    if j < 5 and k < 5:
+        return (j + k) % 5
+    if j < 5:
+        return 5 + (j + k) % 5
+    if k < 5:
+        return 5 + (j - k) % 5
+    return (j - k) % 5
+
+
+def dihedral_inverse(j: int) -> int:
+    return next(k for k in range(10) if dihedral_product(j, k) == 0)
+
+
+def independent_verhoeff(digits: str) -> int:
+    permutations = verhoeff_permutations()
+    check = 0
+    for position, char in enumerate(reversed(digits)):
+        check = dihedral_product(check, permutations[(position + 1) % 8][int(char)])
+    return dihedral_inverse(check)
+
+
+def independent_luhn(digits: str) -> int:
+    doubled = [int(char) * (2 if position % 2 == 0 else 1) for position, char in enumerate(reversed(digits))]
+    return -sum(value - 9 if value > 9 else value for value in doubled) % 10
+
+
+def independent_matricule(first_eleven: str) -> str:
+    return first_eleven + str(independent_luhn(first_eleven)) + str(independent_verhoeff(first_eleven))
+
+
+def test_the_permutation_rows_derived_from_row_one_are_the_published_ones():
+    """Rows 4 and 5 were once mistyped in the module; the derivation must give the published rows."""
+    rows = verhoeff_permutations()
+    assert rows[4] == [9, 4, 5, 3, 1, 2, 6, 8, 7, 0]
+    assert rows[5] == [4, 2, 8, 6, 5, 7, 3, 9, 0, 1]
+    assert [rows[7][digit] for digit in VERHOEFF_ROW_ONE] == list(range(10))  # p has order 8
+
+
+@pytest.mark.parametrize("digits, check", [("236", 3), ("12345", 1), ("142857", 0)])
+def test_verhoeff_check_digit_of_the_published_examples(digits, check):
+    assert independent_verhoeff(digits) == check
+    assert matricule.verhoeff_check_digit(digits) == check
+
+
+def test_verhoeff_check_digit_agrees_with_the_definition_for_every_position_and_digit():
+    """Every digit at each of the 11 positions: every row of the permutation table is exercised."""
+    for position in range(11):
+        for digit in "0123456789":
+            digits = "0" * position + digit + "0" * (10 - position)
+            assert matricule.verhoeff_check_digit(digits) == independent_verhoeff(digits), digits
+
+
+def test_matricules_built_independently_over_many_birth_dates_and_sequences_are_all_valid():
+    """Each day of 1980-2019 with a handful of sequences: about 30 % failed with the mistyped rows."""
+    day, refused = date(1980, 1, 1), []
+    while day < date(2020, 1, 1):
+        for sequence in ("001", "123", "457", "998"):
+            value = independent_matricule(day.strftime("%Y%m%d") + sequence)
+            if not matricule.is_valid(value):
+                refused.append(value)
+        day += timedelta(days=1)
+    assert refused == []
+
+
+def test_the_guide_example_of_a_parent_number_is_valid():
+    assert matricule.is_valid("1918090138700")  # « Numéro assuré » in the guide, p. 20
+
+
+def test_a_matricule_the_mistyped_table_refused_is_valid():
+    # Born on 17 April 1985: the day's second digit (7) meets row 4 of the table, where it was wrong.
+    value = independent_matricule("19850417001")
+    assert value == "1985041700125"
+    assert matricule.validate(value) == value
+
+
 def test_official_example_is_valid():
     assert matricule.validate(OFFICIAL_EXAMPLE) == OFFICIAL_EXAMPLE
     assert matricule.is_valid(OFFICIAL_EXAMPLE)
@@ -131,7 +220,7 @@ prefixes = st.tuples(date_parts, st.integers(0, 999)).map(lambda parts: f"{parts
 @given(prefixes)
 def test_any_valid_prefix_completed_with_its_check_digits_is_valid(prefix):
     value = matricule.with_check_digits(prefix)
-    assert len(value) == 13
+    assert value == independent_matricule(prefix)
     assert matricule.validate(value) == value
 
 
