@@ -41,7 +41,8 @@ class AuthorizationCode(db.Model):
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     account_id: Mapped[int] = mapped_column(Integer, index=True)
-    redirect_uri: Mapped[str] = mapped_column(Text)
+    # Only when the authorization request carried one: /token then demands the same (RFC 6749 §4.1.3).
+    redirect_uri: Mapped[str | None] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text)
     nonce: Mapped[str | None] = mapped_column(String(255))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
@@ -56,9 +57,12 @@ class AuthorizationCode(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     # An assistant picked this patient under "Accéder aux autres dossiers patient".
     delegation_id: Mapped[str | None] = mapped_column(String(32))
+    # RFC 9449 §10: the code is redeemed only with a DPoP proof by the key with this thumbprint
+    # (``dpop_jkt`` of the request, or the key of a proof sent with the pushed request, §10.1).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     # Authlib's AuthorizationCodeMixin and the PKCE extension read these.
-    def get_redirect_uri(self) -> str:
+    def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
 
     def get_scope(self) -> str:
@@ -153,10 +157,10 @@ def subject_for(account: Account, client: Client) -> str:
 # --- authorization codes -------------------------------------------------------------------
 
 
-def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str, scope: str,
+def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str | None, scope: str,
                             nonce: str | None, code_challenge: str | None, code_challenge_method: str | None,
                             claims_request: dict | None, context: AuthContext,
-                            delegation_id: str | None = None) -> AuthorizationCode:
+                            delegation_id: str | None = None, dpop_jkt: str | None = None) -> AuthorizationCode:
     now = clock.now()
     row = AuthorizationCode(
         code_hash=digest(code),
@@ -173,6 +177,7 @@ def save_authorization_code(code: str, *, client: Client, account: Account, redi
         amr=context.amr,
         sso_session_id=context.sso_session_id,
         delegation_id=delegation_id,
+        dpop_jkt=dpop_jkt,
         created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_TTL"]),
     )
@@ -272,8 +277,9 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context, extra_claims, audience),
         "token_type": "DPoP" if jkt else "Bearer",
         "expires_in": access_ttl,
-        "scope": scope,
     }
+    if scope:  # RFC 6749 §3.3: a scope is one or more scope-tokens; none granted, no member
+        response["scope"] = scope
     if include_refresh_token and account is not None:
         refresh_token = secrets.token_urlsafe(32)
         family_expires_at = family.family_expires_at if family else now + timedelta(seconds=config["REFRESH_TOKEN_ABSOLUTE_TTL"])
@@ -330,8 +336,9 @@ def encode_access_token(client: Client, subject: str, scope: str, jti: str, now:
         "iat": issued,
         "exp": issued + ttl,
         "jti": jti,
-        "scope": scope,
     }
+    if scope:  # RFC 9068 §2.2.3 refers to RFC 8693 §4.2: one or more scope-tokens, else no claim
+        claims["scope"] = scope
     if context.auth_time:
         claims["auth_time"] = clock.to_timestamp(context.auth_time)
     if context.acr:
@@ -611,10 +618,11 @@ def _introspection(row: Token, expires_at: datetime) -> dict:
         "iss": current_app.config["ISSUER"],
         "client_id": row.client_id,
         "sub": row.subject,
-        "scope": row.scope,
         "iat": clock.to_timestamp(row.issued_at),
         "exp": clock.to_timestamp(expires_at),
     }
+    if row.scope:  # RFC 7662 §2.2, RFC 6749 §3.3: no empty scope
+        payload["scope"] = row.scope
     if row.auth_time:
         payload["auth_time"] = clock.to_timestamp(row.auth_time)
     if row.acr:

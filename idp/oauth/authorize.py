@@ -7,6 +7,7 @@ redirect URI is known render a page and never redirect (RFC 6749 §4.1.2.1).
 """
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from ..extensions import csrf, db
 from . import blueprint, par, responses
 from .server import EndUser, authorization
 
+DPOP_JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest (RFC 7638, RFC 9449 §10)
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account", "create"}
 
 
@@ -153,6 +155,8 @@ def check_openid_request(params: dict, client, scope: str) -> None:
     is_openid = "openid" in scope_to_list(scope)
     if is_openid and not params.get("redirect_uri"):
         raise InvalidRequestError("redirect_uri is required.")
+    if "dpop_jkt" in params and not DPOP_JKT.fullmatch(params["dpop_jkt"]):
+        raise InvalidRequestError("dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 10).")
     if nonce := params.get("nonce"):
         if len(nonce) > 255:
             raise InvalidRequestError("nonce is too long.")

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAut
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app, jsonify, request, session
 
-from .. import client as clients, pushed_request
+from .. import client as clients, dpop, pushed_request
 from ..extensions import csrf, db, limiter
 from . import blueprint
 from .server import ALL_AUTH_METHODS, authorization
@@ -39,7 +39,22 @@ def _json_error(error: OAuth2Error):
     if status == 401 and request.authorization:
         response.headers["WWW-Authenticate"] = 'Basic realm="' + current_app.config["ISSUER"] + '"'
     response.headers["Cache-Control"] = "no-store"
+    if isinstance(error, dpop.InvalidProof) and current_app.config["DPOP_NONCE_REQUIRED"]:
+        response.headers["DPoP-Nonce"] = dpop.current_nonce()  # RFC 9449 §8
     return response
+
+
+def _bind_to_proof_key(parameters: dict) -> None:
+    """RFC 9449 §10.1: a DPoP proof sent with the pushed request binds the code like ``dpop_jkt``;
+    with both, they must name the same key."""
+    if not (values := request.headers.getlist("DPoP")):
+        return
+    try:
+        thumbprint = dpop.verify_proof(values, "POST", current_app.config["ISSUER"] + "/par")
+    finally:
+        db.session.commit()  # the proof's jti stays spent whatever follows
+    if parameters.setdefault("dpop_jkt", thumbprint) != thumbprint:
+        raise InvalidRequestError("dpop_jkt does not match the key of the DPoP proof (RFC 9449 section 10.1).")
 
 
 def required_for(client: clients.Client) -> bool:
@@ -68,6 +83,7 @@ def pushed_authorization_request():
         if parameters.get("client_id", client.client_id) != client.client_id:
             raise InvalidRequestError("client_id does not match the authenticated client.")
         parameters["client_id"] = client.client_id
+        _bind_to_proof_key(parameters)
         grant = authorization.get_authorization_grant(as_oauth_request(parameters))
         grant.validate_authorization_request()
         check_openid_request(parameters, client, grant.request.scope)

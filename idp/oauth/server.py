@@ -75,7 +75,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code,
             client=request.client,
             account=end_user.account,
-            redirect_uri=payload.get("redirect_uri") or request.client.get_default_redirect_uri(),
+            redirect_uri=payload.get("redirect_uri"),
             scope=request.scope,
             nonce=payload.get("nonce"),
             code_challenge=payload.get("code_challenge"),
@@ -83,7 +83,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             claims_request=claims.parse_claims_request(payload.get("claims")),
             context=end_user.context,
             delegation_id=end_user.delegation.id if end_user.delegation else None,
+            dpop_jkt=payload.get("dpop_jkt"),
         )
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        bound_key = self.request.authorization_code.dpop_jkt
+        if bound_key and bound_key != dpop.proven_key():  # RFC 9449 §10
+            raise InvalidGrantError("The code is bound to a DPoP key: the request needs a DPoP proof by that key.")
 
     def query_authorization_code(self, code, client):
         return tokens.redeem_authorization_code(code, client)
