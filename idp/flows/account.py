@@ -4,7 +4,6 @@ the applications that hold a refresh token ("Applications connectées").
 Every page needs a live SSO session; every change is audited by the domain functions.
 """
 
-from functools import wraps
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -12,25 +11,13 @@ from flask_babel import gettext as _
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
 from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
 from ..extensions import db, limiter
+from ..page_guards import login_required
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
 from .login import code_refused_message, mask_destination
 
-
-
-def login_required(view):
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        current = sso_session.current()
-        account = accounts.get(current.account_id) if current else None
-        if account is None or not account.is_active:
-            return redirect(url_for("flows.login", next=request.full_path.rstrip("?")), code=303)
-        g.account, g.sso = account, current
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _own_challenge(session_key: str, purpose: str) -> one_time_code.OneTimeCode | None:

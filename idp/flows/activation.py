@@ -11,11 +11,12 @@ from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
 from .. import federated_identity, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
-from ..oauth.discovery import ACR_SUBSTANTIAL
+from ..assurance import ACR_SUBSTANTIAL
 from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
-from .login import code_refused_message, safe_next
+from ..page_guards import safe_next
+from .login import code_refused_message
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {

@@ -18,7 +18,7 @@ from . import blueprint
 # Pages a browser shows; every other endpoint of the OAuth blueprint answers machines, as do
 # the JSON API and the operations endpoints.
 _BROWSER_OAUTH_ENDPOINTS = frozenset({"oauth.authorize", "oauth.logout"})
-_MACHINE_BLUEPRINTS = frozenset({"api", "operations"})
+_MACHINE_BLUEPRINTS = frozenset({"api", "operations", "oauth_par", "oauth_introspection", "oauth_registration"})
 
 
 def _prefers_json() -> bool:

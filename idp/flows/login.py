@@ -14,8 +14,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 
 from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
+from ..assurance import ACR_SUBSTANTIAL
 from ..extensions import db, limiter
-from ..oauth.discovery import ACR_SUBSTANTIAL
+from ..page_guards import safe_next
 from . import blueprint
 from .forms import ChannelForm, CodeForm, LoginForm, ResendForm
 
@@ -37,17 +38,6 @@ def code_refused_message(error: one_time_code.OneTimeCodeError) -> str:
     if isinstance(error, one_time_code.OneTimeCodeWrong):
         return ngettext("Code incorrect. Il vous reste %(num)d essai.", "Code incorrect. Il vous reste %(num)d essais.", error.attempts_left)
     return str(CODE_REFUSED_MESSAGES.get(type(error), CODE_REFUSED_MESSAGES[one_time_code.OneTimeCodeExhausted]))
-
-
-def safe_next(target: str | None) -> str:
-    """Only paths on this server: never an open redirect.
-
-    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/`` (WHATWG URL), so
-    ``/\\evil.example`` or ``/<tab>/evil.example`` would leave the site: any of them refuses.
-    """
-    if target and target.startswith("/") and not target.startswith("//") and not any(ch == "\\" or ch.isspace() or ord(ch) < 32 for ch in target):
-        return target
-    return url_for("flows.services")
 
 
 def mask_destination(channel: str, value: str) -> str:

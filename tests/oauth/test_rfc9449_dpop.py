@@ -4,10 +4,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from idp import dpop
+from idp.oauth import rfc9449_dpop as dpop
 from tests.conftest import pkce_pair, query_of
 from tests.oauth.conftest import DSP_CALLBACK, NATIVE_CALLBACK, IssuedCode, register
-from tests.test_dpop_proofs import Holder
+from tests.oauth.test_rfc9449_dpop_proofs import Holder
 
 ISSUER = "http://127.0.0.1:5000"
 
@@ -100,7 +100,7 @@ def test_a_client_registered_for_dpop_gets_no_bearer_token(oidc, patients, holde
     assert token_request(oidc, strict, data, None).get_json()["error"] == "invalid_dpop_proof"
 
 
-@pytest.mark.settings(DPOP_NONCE_REQUIRED=True)
+@pytest.mark.settings(FEATURES={"dpop": {"nonce_required": True}})
 def test_the_server_nonce_dance(oidc, patients, native_app, holder):
     issued = oidc.code(native_app, patients.create())
     data = {"grant_type": "authorization_code", "code": issued.code, "redirect_uri": issued.redirect_uri, "code_verifier": issued.verifier}
