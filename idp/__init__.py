@@ -30,8 +30,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import federation
     from .flows import assistants, trail  # noqa: F401  (their routes join the flows blueprint)
     from .flows import blueprint as flows_blueprint
-    from . import oauth
+    from . import errors, oauth
 
+    errors.init_app(app)
     oauth.init_app(app)
     app.register_blueprint(flows_blueprint)
     app.register_blueprint(api_blueprint)

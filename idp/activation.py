@@ -53,10 +53,6 @@ class StepNotReached(WizardError):
     """A later step was posted before the earlier ones were done."""
 
 
-class PasswordsDiffer(WizardError):
-    pass
-
-
 class InvalidDestination(WizardError):
     pass
 

@@ -70,10 +70,6 @@ class InvalidDelegation(DelegationError):
     pass
 
 
-class AssistantNotFound(DelegationError):
-    code = "not_found"
-
-
 class DelegationExists(DelegationError):
     code = "conflict"
 

@@ -45,10 +45,6 @@ class OneTimeCodeError(Exception):
     pass
 
 
-class OneTimeCodeUnknown(OneTimeCodeError):
-    """No such challenge (or it belongs to someone else)."""
-
-
 class OneTimeCodeExpired(OneTimeCodeError):
     pass
 

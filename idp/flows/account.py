@@ -16,7 +16,7 @@ from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
-from .login import code_refused_message, mask_destination
+from .login import code_accepted, mask_destination
 
 
 
@@ -77,11 +77,7 @@ def account_contact_verify():
     destination = mask_destination(challenge.channel, challenge.destination)
     if not form.validate_on_submit():
         return render_template("flows/account/code.html", form=form, destination=destination), 400 if request.method == "POST" else 200
-    try:
-        self_service.finish_contact_change(g.account, challenge, form.code.data)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+    if not code_accepted(lambda: self_service.finish_contact_change(g.account, challenge, form.code.data), form.code):
         return render_template("flows/account/code.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("contact_change", None)
@@ -123,13 +119,12 @@ def account_password_verify():
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400 if request.method == "POST" else 200
     try:
-        self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data, form.confirmation.data)
+        changed = code_accepted(lambda: self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data,
+                                                                            form.confirmation.data), form.code)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
-        return render_template("flows/account/reset.html", form=form, destination=destination), 400
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+        changed = False
+    if not changed:
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("password_change", None)
@@ -257,13 +252,12 @@ def password_reset():
         form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
         return render_template("flows/account/reset.html", form=form), 400
     try:
-        self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data)
+        recovered = code_accepted(lambda: self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data),
+                                  form.code)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
-        return render_template("flows/account/reset.html", form=form), 400
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+        recovered = False
+    if not recovered:
         return render_template("flows/account/reset.html", form=form), 400
     db.session.commit()
     backchannel_logout.send_queued()

@@ -16,7 +16,7 @@ from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
 from ..page_guards import safe_next
-from .login import code_refused_message
+from .login import code_accepted
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -164,11 +164,7 @@ def activation_channel():
         return redirect(url_for("flows.activation_channel"), code=303)
     if not code_form.validate_on_submit() or not wizard.challenge_id:
         return _render("channel.html", wizard, 400, **context)
-    try:
-        activation.verify_channel_code(wizard, code_form.code.data)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        code_form.code.errors.append(code_refused_message(error))
+    if not code_accepted(lambda: activation.verify_channel_code(wizard, code_form.code.data), code_form.code):
         return _render("channel.html", wizard, 400, **context)
     db.session.commit()
     return redirect(url_for("flows.activation_other_means"), code=303)

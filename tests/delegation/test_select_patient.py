@@ -6,7 +6,7 @@ from idp.subject import subject_for
 from tests.delegation.conftest import assist
 from tests.conftest import query_of
 from tests.oauth.conftest import IssuedCode, authorization_request, hidden_fields, is_consent_page
-from tests.oauth.test_par import authorize_url, push
+from tests.oauth.test_rfc9126_par import authorize_url, push
 
 SELECT_SCOPE = "openid profile assisted_patients"
 

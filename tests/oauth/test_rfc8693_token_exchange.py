@@ -8,7 +8,8 @@ from joserfc import jwt
 from idp import audit, clock, client as clients, delegation as delegations, token as tokens
 from idp.extensions import db
 from idp.subject import subject_for
-from tests.delegation.conftest import EXCHANGE_SCOPE, access_token, assist, days_until, majority_of
+from tests.delegation.conftest import (EXCHANGE_SCOPE, access_token, assist, child, days_until, majority_of, parent,  # noqa: F401  (fixtures)
+                                      pharmacy, viewer)
 from tests.oauth.conftest import register
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
