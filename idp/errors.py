@@ -46,8 +46,8 @@ def refuse_oversized_requests() -> None:
     A declared body over ``MAX_CONTENT_LENGTH`` is refused here (413) even on endpoints that
     would authenticate first; Werkzeug bounds undeclared (chunked) bodies and multipart fields
     as they are read. The URL (RFC 9110 §15.5.15, 414) and the header block (RFC 6585 §5, 431)
-    carry ``id_token_hint`` and bearer tokens. Behind gunicorn its ``limit_request_*`` settings
-    apply first; this keeps the bounds with the development server and tests too.
+    carry ``id_token_hint`` and bearer tokens. The server only bounds the header block by its
+    HTTP/1 buffer (about 400 KiB), so the bounds are kept here, whatever serves the app.
     """
     config = current_app.config
     if request.content_length is not None and request.content_length > config["MAX_CONTENT_LENGTH"]:

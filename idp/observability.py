@@ -6,7 +6,7 @@
 - ``/metrics`` exposes Prometheus metrics: requests and latencies per endpoint, and the domain
   counters (logins, failures, lockouts, tokens issued) derived in one place from the audit log
   (:func:`_count_audit_event`), so a new audit call site is counted without extra code. Under
-  gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``config/gunicorn.conf.py``) makes every worker
+  ``idp serve``, ``PROMETHEUS_MULTIPROC_DIR`` (set by :mod:`idp.server`) makes every worker
   write its samples to shared files and ``/metrics`` sums them, whichever worker answers.
 - Logs are one JSON object a line with the request id (``X-Request-ID``, taken from the proxy
   when it sends a sane one, else generated). Values that must never reach a log (passwords,
@@ -90,7 +90,7 @@ def init_app(app: Flask) -> None:
 def _configure_logging(log_format: str, level: str) -> None:
     """One handler on the ``idp`` logger (app.logger and ``idp.*``), installed once per process."""
     logger = logging.getLogger("idp")
-    logger.setLevel(level.upper())  # "info" as gunicorn spells it, or "INFO"
+    logger.setLevel(level.upper())  # "info" as granian spells it, or "INFO"
     handler = next((h for h in logger.handlers if isinstance(h, StandardErrorHandler)), None)
     if handler is None:
         handler = StandardErrorHandler()
@@ -101,7 +101,7 @@ def _configure_logging(log_format: str, level: str) -> None:
 
 
 class StandardErrorHandler(logging.Handler):
-    """Writes to the ``sys.stderr`` of the moment (gunicorn's error log, or a test's capture)."""
+    """Writes to the ``sys.stderr`` of the moment (the server's, or a test's capture)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
