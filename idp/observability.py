@@ -29,7 +29,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
-from sqlalchemy import event, text
+from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import audit
@@ -60,18 +60,18 @@ _PROBES = {"/healthz", "/readyz", "/metrics"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
-@event.listens_for(audit.AuditEvent, "after_insert")
-def _count_audit_event(mapper, connection, entry: audit.AuditEvent) -> None:
+@audit.recorded.connect
+def _count_audit_event(name: str, details: dict | None) -> None:
     """The domain counters, from the audit log: every security event is recorded there once."""
-    AUDIT_EVENTS.labels(entry.name).inc()
-    if entry.name == audit.Event.LOGIN_SUCCEEDED.value:
+    _series(AUDIT_EVENTS, name).inc()
+    if name == audit.Event.LOGIN_SUCCEEDED.value:
         LOGINS.inc()
-    elif entry.name == audit.Event.LOGIN_LOCKED.value:
+    elif name == audit.Event.LOGIN_LOCKED.value:
         LOCKOUTS.inc()
-    elif entry.name in _FAILURE_REASONS:
-        LOGIN_FAILURES.labels(_FAILURE_REASONS[entry.name]).inc()
-    elif entry.name in _TOKEN_EVENTS:
-        TOKENS_ISSUED.labels((entry.details or {}).get("grant_type", "unknown")).inc()
+    elif name in _FAILURE_REASONS:
+        _series(LOGIN_FAILURES, _FAILURE_REASONS[name]).inc()
+    elif name in _TOKEN_EVENTS:
+        _series(TOKENS_ISSUED, (details or {}).get("grant_type", "unknown")).inc()
 
 
 def init_app(app: Flask) -> None:
