@@ -88,7 +88,7 @@ def database_unavailable(error: Exception):
     """The database is down or unreachable: 503 with ``Retry-After`` (RFC 9110 §10.2.3).
 
     The request's transaction is rolled back whole when the session is removed at teardown,
-    so nothing half-written remains; the pool's pre-ping reconnects once the database is back.
+    so nothing half-written remains; :mod:`idp.reconnect` takes a new connection once the database is back.
     """
     current_app.logger.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     retry_after = str(current_app.config["DATABASE_UNAVAILABLE_RETRY_AFTER"])
@@ -105,7 +105,7 @@ def release_database_session(error: BaseException | None) -> None:
 
     Closing rolls back on the connection; a server that shut down meanwhile makes that fail,
     which Flask-SQLAlchemy's own teardown would turn into a bare 500 after a good answer. The
-    connections are then discarded instead; the pool's pre-ping replaces them. Registered after
+    connections are then discarded instead, and new ones are opened. Registered after
     Flask-SQLAlchemy's teardown, so it runs first (Flask runs them in reverse order).
     """
     try:

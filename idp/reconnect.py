@@ -1,0 +1,49 @@
+"""Recovering from a database restart without a round trip per request.
+
+SQLAlchemy's ``pool_pre_ping`` sends ``SELECT 1`` at every checkout of a pooled connection, a
+round trip on every request for an event of a few times a year. Instead a pooled connection is
+used as it is. After a database restart its first statement fails with a disconnect error;
+SQLAlchemy then invalidates the pool (every connection older than the failure is replaced at its
+next checkout), and the view runs once more on a fresh connection: only when no statement of the
+request had succeeded before, so nothing was written and nothing is done twice. A second failure
+(the database still down) is the usual 503 of :mod:`idp.errors`.
+"""
+
+import functools
+
+from flask import Flask, g, has_request_context
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from .extensions import db
+
+_USED = "idp_database_used"
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _mark_used(connection, cursor, statement, parameters, context, executemany) -> None:
+    if has_request_context():
+        setattr(g, _USED, True)
+
+
+def retry_once_on_disconnect(view):
+    """Run ``view`` again when its first statement met a connection the database had closed."""
+
+    @functools.wraps(view)
+    def retrying(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except DBAPIError as error:
+            if not error.connection_invalidated or g.get(_USED):
+                raise
+            db.session.rollback()  # forget the invalidated connection; the next statement takes a new one
+            return view(*args, **kwargs)
+
+    return retrying
+
+
+def init_app(app: Flask) -> None:
+    """Wrap every view registered so far (call it once the blueprints are registered)."""
+    for endpoint, view in app.view_functions.items():
+        app.view_functions[endpoint] = retry_once_on_disconnect(view)
