@@ -167,7 +167,7 @@ def _values(name: Event, account_id: int | None, client_id: str | None, actor: s
             "ip_address": request.remote_addr if has_request_context() else None, "details": details}
 
 
-_ENTRY = insert(AuditEvent.__table__).values({column.name: bindparam(f"audit_{column.name}", type_=column.type)
+_ENTRY = insert(AuditEvent.__table__).inline().values({column.name: bindparam(f"audit_{column.name}", type_=column.type)
                                               for column in AuditEvent.__table__.columns if column.name != "id"})
 _WITH_ENTRY: dict[Insert, Insert] = {}
 

@@ -88,7 +88,7 @@ def database_unavailable(error: Exception):
     """The database is down or unreachable: 503 with ``Retry-After`` (RFC 9110 §10.2.3).
 
     The request's transaction is rolled back whole when the session is removed at teardown,
-    so nothing half-written remains; :mod:`idp.reconnect` takes a new connection once the database is back.
+    so nothing half-written remains; :mod:`idp.database` takes a new connection once the database is back.
     """
     current_app.logger.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     retry_after = str(current_app.config["DATABASE_UNAVAILABLE_RETRY_AFTER"])

@@ -293,7 +293,7 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
     return response, jti
 
 
-_INSERT_TOKEN = insert(Token.__table__).values({column.name: bindparam(column.name, type_=column.type)
+_INSERT_TOKEN = insert(Token.__table__).inline().values({column.name: bindparam(column.name, type_=column.type)
                                                 for column in Token.__table__.columns if column.name not in ("id", "rotated_at", "revoked_at")})
 
 

@@ -3,7 +3,7 @@
 
 from flask import jsonify
 
-from .. import claims
+from .. import claims, database
 from ..extensions import csrf, require_oauth
 from .rfc6750_bearer import current_access
 from .routes import blueprint
@@ -11,6 +11,7 @@ from .routes import blueprint
 
 @blueprint.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
+@database.autocommit  # reads only
 @require_oauth("openid")
 def userinfo():
     access = current_access()

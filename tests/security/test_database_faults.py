@@ -191,7 +191,7 @@ def test_a_database_lost_after_the_answer_was_built_does_not_turn_it_into_an_err
 
 def test_a_restart_between_two_requests_costs_no_request(throwaway_postgres, postgres_app):
     """The pooled connections died with the server: the first statement meets one, and the
-    request runs again on a new connection (idp.reconnect) instead of answering 503."""
+    request runs again on a new connection (idp.database) instead of answering 503."""
     client = postgres_app.test_client()
     machine = register(name="Annuaire", grant_types=["client_credentials"], scope="openid")
     credentials = (machine.client_id, machine.plain_secret)

@@ -1,5 +1,11 @@
-"""Recovering from a database restart without a round trip per request.
+"""How requests use their database connection: no round trip that the request does not need.
 
+**Autocommit where one statement is the whole change.** A read, or a write that is one statement
+(a client-credentials grant: the token row and its audit event in one ``WITH``), needs no
+``BEGIN`` and ``COMMIT`` round trips: :func:`autocommit` (PostgreSQL only: elsewhere the token
+and its audit event are two statements, which must stay one transaction).
+
+**Recovering from a database restart.**
 SQLAlchemy's ``pool_pre_ping`` sends ``SELECT 1`` at every checkout of a pooled connection, a
 round trip on every request for an event of a few times a year. Instead a pooled connection is
 used as it is. After a database restart its first statement fails with a disconnect error;
@@ -41,6 +47,23 @@ def retry_once_on_disconnect(view):
             return view(*args, **kwargs)
 
     return retrying
+
+
+def use_autocommit() -> None:
+    """Each statement of this request commits by itself (call before its first statement)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def autocommit(view):
+    """:func:`use_autocommit` for a whole view (decorator, above those that read the database)."""
+
+    @functools.wraps(view)
+    def each_statement_commits(*args, **kwargs):
+        use_autocommit()
+        return view(*args, **kwargs)
+
+    return each_statement_commits
 
 
 def init_app(app: Flask) -> None:
