@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from fpdf import FPDF
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -174,6 +173,8 @@ LETTER_STEPS = [
 
 def letters_pdf(letters: list[tuple[accounts.Account, "ActivationLetter", str]]) -> bytes:
     """One A4 page per patient: address block, code in large type, expiry, steps and helpdesk contacts."""
+    from fpdf import FPDF  # here, not at the top: fpdf and fontTools take half a second to import
+
     config = current_app.config
     portal = config["ISSUER"].rstrip("/") + "/activation"
     document = FPDF(format="A4")
