@@ -38,10 +38,12 @@ $(VENV_PY):
 		$(PYTHON) -m venv $(VENV); \
 	fi
 
-# Re-install only when the package metadata changes.
+# Re-install only when the package metadata changes; pip's output goes to a log, shown only on failure.
 $(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
-	@$(PIP) install -q --upgrade pip
-	@$(PIP) install -q -e '.[test,sandbox]'
+	@echo "venv: installing the package and its dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@if ! { $(PIP) install -q --upgrade pip && $(PIP) install -q -e '.[test,sandbox]'; } >$(VENV)/install.log 2>&1; then \
+		tail -n 40 $(VENV)/install.log >&2; echo "venv: pip install failed (whole log: $(VENV)/install.log)" >&2; exit 1; \
+	fi
 	@touch $@
 
 system-deps:
@@ -58,10 +60,12 @@ test: venv system-deps test-tools
 fuzz: venv system-deps
 	@IDP_FUZZ=1 scripts/run-tests.sh -m fuzz $(PYTEST_ARGS) tests
 
-# The whole demo (rp_demo/launcher.py): migrate, seed, then the IdP (:5000), DSP viewer (:5001),
-# DSP API (:5002) and the MyGuichet/LuxTrust sandboxes (:5010, :5011); Ctrl-C stops them all.
+# The whole demo (rp_demo/launcher.py): the Debian packages it needs (xmlsec1 for SAML, fonts for
+# the PDFs), then migrate, seed, and the IdP (:5000), DSP viewer (:5001), DSP API (:5002) and the
+# MyGuichet/LuxTrust sandboxes (:5010, :5011); the summary comes last; Ctrl-C stops them all.
 run: venv
-	$(VENV_PY) -m rp_demo.launcher
+	@scripts/system-deps.sh --demo
+	@$(VENV_PY) -m rp_demo.launcher
 
 # Benchmark (bench/run.py): its own PostgreSQL, Redis and gunicorn on loopback; results in
 # bench/results/. Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
