@@ -62,7 +62,7 @@ def test_patient_activates_the_account_then_logs_in(page, live_server, pending):
     expect(page).to_have_url(live_server.url_for("/activation/channel"))
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill(MOBILE)
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
     code_field = page.get_by_label("Code à usage unique", exact=True)
     expect(code_field).to_be_focused()
     code_field.fill(last_code_sent_to(MOBILE))
