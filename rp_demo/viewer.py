@@ -11,9 +11,9 @@ patient" opens a child's record with a token exchange (RFC 8693).
 The pages follow the patient's language like the provider's (Flask-Babel, catalogues in
 ``rp_demo/translations``): a language picked in the header, else the ``locale`` claim of the
 patient's profile, else the browser's; the login asks the provider for the same (``ui_locales``,
-OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (the login,
-"Accéder aux autres dossiers patient"), so its trail has one row per opening, not per tab; times
-are shown in Luxembourg time.
+OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (its first page
+after the login or after "Accéder aux autres dossiers patient"), so its trail has one row per
+opening, not per tab; times are shown in Luxembourg time.
 
 Tokens stay on the server (a per-visit store keyed by a random id in the signed cookie): they
 do not fit a cookie, and a browser has no business holding them. That store, like the ``jti``
@@ -381,7 +381,6 @@ def callback():
     visit["user"].update(name=claims.get("name"), birthdate=claims.get("birthdate"), locale=claims.get("locale"))
     _visits().end(session.pop("visit", None))
     session["visit"] = _visits().start(visit)
-    _open(visit)
     return redirect(url_for("viewer.record"))
 
 
@@ -446,7 +445,7 @@ def open_record():
     wanted = request.form.get("sub", "")
     if wanted == visit["user"]["sub"]:
         visit["record"] = None
-        _open(visit)
+        visit["user"].pop("documents", None)  # opened again: read again
         return redirect(url_for("viewer.record"))
     patient = next((p for p in _userinfo(visit).get("assisted_patients", []) if p.get("sub") == wanted), None)
     if patient is None:
@@ -463,7 +462,6 @@ def open_record():
         raise ProviderError("userinfo names another patient")
     visit["record"] = {"sub": wanted, "name": claims.get("name") or patient.get("name"),
                        "birthdate": claims.get("birthdate"), "token": token}
-    _open(visit)
     return redirect(url_for("viewer.record"))
 
 
@@ -493,9 +491,9 @@ def backchannel_logout():
     more (the patient may have logged out here first). The pages follow the patient's language like the provider's (Flask-Babel, catalogues in
 ``rp_demo/translations``): a language picked in the header, else the ``locale`` claim of the
 patient's profile, else the browser's; the login asks the provider for the same (``ui_locales``,
-OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (the login,
-"Accéder aux autres dossiers patient"), so its trail has one row per opening, not per tab; times
-are shown in Luxembourg time.
+OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (its first page
+after the login or after "Accéder aux autres dossiers patient"), so its trail has one row per
+opening, not per tab; times are shown in Luxembourg time.
 
 Tokens stay on the server and simply go
     with the visit; refresh tokens with ``offline_access`` are the provider's to revoke (§2.7).
@@ -532,7 +530,8 @@ def _api_error(response: requests.Response) -> str:
 
 
 def _open(visit: dict[str, Any]) -> None:
-    """Read the open record from the DSP API: once per opening, which its trail records."""
+    """Read the open record from the DSP API: once per opening (its first page after the login or
+    after "Accéder aux autres dossiers patient"), which the API's trail records; tabs reuse it."""
     record = _call("GET", current_app.config["DSP_API_URL"].rstrip("/") + "/v1/record", _record_token(visit))
     record.raise_for_status()
     (visit["record"] or visit["user"])["documents"] = record.json()["documents"]

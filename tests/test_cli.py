@@ -147,5 +147,5 @@ def test_admins_create_prints_json(runner):
 
 def test_demo_seed_prints_json(runner):
     report = invoke_json(runner, "demo", "seed")
-    assert [patient["name"] for patient in report["patients"]] == ["Hector Doe", "Rita Doe", "Filat D."]
+    assert [patient["name"] for patient in report["patients"]] == ["Hector Doe", "Rita Doe", "Filat D.", "Claire Weber"]
     assert [registered["client_id"] for registered in report["clients"]] == ["dsp-viewer", "mydsp"]
