@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from .. import account as accounts, plain_words, sso_session
 from ..extensions import db
 from . import blueprint
-from .login import safe_next
+from ..page_guards import safe_next
 
 
 @blueprint.get("/")
