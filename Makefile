@@ -13,12 +13,13 @@ PYTEST_ARGS ?=
 # Use sudo for apt-get when not root (and sudo exists).
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
-.PHONY: help venv system-deps test-tools test fuzz run bench clean distclean services-start services-stop
+.PHONY: help venv system-deps test-tools test screenshots fuzz run bench clean distclean services-start services-stop
 
 help:
 	@echo "make venv         create .venv and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages (chromium, redis, postgresql, ...)"
 	@echo "make test         run pytest against throwaway PostgreSQL + Redis (PYTEST_ARGS=...)"
+	@echo "make screenshots  run the browser tests and refresh docs/screenshots/ from them"
 	@echo "make fuzz         the fuzz tests (marker fuzz) with 20x the examples of make test (several minutes)"
 	@echo "make run          migrate, seed demo data and start the demo (IdP, DSP viewer, DSP API, sandboxes)"
 	@echo "make bench        benchmark on gunicorn + PostgreSQL + Redis (BENCH_ARGS=...), a few minutes"
@@ -55,6 +56,10 @@ test-tools:
 
 test: venv system-deps test-tools
 	@scripts/run-tests.sh $(PYTEST_ARGS)
+
+# The README's pictures come from the browser tests; a plain test run leaves docs/ alone.
+screenshots: venv system-deps test-tools
+	@IDP_PUBLISH_SCREENSHOTS=1 scripts/run-tests.sh tests/browser/test_patient_experience_browser.py tests/browser/test_dsp_viewer_browser.py
 
 # The same fuzz tests `make test` runs bounded (tests marked fuzz), far longer (tests/security/fuzzing.py).
 fuzz: venv system-deps

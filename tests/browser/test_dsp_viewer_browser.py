@@ -4,7 +4,6 @@ opens the child's record under "Accéder aux autres dossiers patient"; logout en
 
 The screenshots also illustrate the README's walk-through (docs/screenshots/)."""
 
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,16 +15,13 @@ from playwright.sync_api import expect
 from tests.browser.conftest import last_code_sent_to
 from tests.rp_demo.services import demo_clients, dsp_api, dsp_api_config, provider, viewer  # noqa: F401  (fixtures)
 from tests.support.axe import axe_violations, format_violations
-from tests.support.browser import REPO_ROOT, screenshot
-
-DOCS = REPO_ROOT / "docs" / "screenshots"
+from tests.support.browser import publish_to_docs, screenshot
 
 
 def illustrate(page, name: str, *, check_accessibility: bool = True) -> Path:
     """A test screenshot, also copied where the README shows it; the viewer's pages also pass axe."""
     path = screenshot(page, f"dsp-viewer/{name}")
-    DOCS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOCS / f"dsp-viewer-{path.name}")
+    publish_to_docs(path, f"dsp-viewer-{path.stem}")
     if check_accessibility:
         violations = axe_violations(page)
         assert not violations, format_violations(violations)

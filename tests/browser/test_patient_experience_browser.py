@@ -9,7 +9,6 @@ consent page are copied to docs/screenshots/ for the README's walk-through.
 """
 
 import re
-import shutil
 from datetime import timezone
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -23,9 +22,8 @@ from idp.extensions import db
 from tests.browser.conftest import last_code_sent_to
 from tests.browser.test_activation_browser import MOBILE, NEW_PASSWORD, accept_cgu, fill_code_step
 from tests.conftest import authorization_url, pkce_pair
-from tests.support.browser import REPO_ROOT, screenshot
+from tests.support.browser import publish_to_docs, screenshot
 
-DOCS = REPO_ROOT / "docs" / "screenshots"
 # The guide's step bar, word for word (page "Activation via Portail eSanté").
 GUIDE_STEPS = ["Code d'activation", "Mot de passe", "Sécurisation de votre compte", "Autres moyens d'authentification", "Confirmation"]
 BLUE, GREEN, WHITE = "rgb(0, 83, 155)", "rgb(30, 107, 51)", "rgb(255, 255, 255)"
@@ -35,8 +33,7 @@ RAW_EVENT = re.compile(r"\b[a-z_]+:[a-z_]+\b")
 def shot(page, name: str, *, docs: str | None = None) -> None:
     path = screenshot(page, f"experience/{name}")
     if docs:
-        DOCS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS / f"{docs}.png")
+        publish_to_docs(path, docs)
 
 
 @pytest.fixture
