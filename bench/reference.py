@@ -57,18 +57,11 @@ class Reference:
         self.description = f"oidc-provider 9.13.3 (Node.js {node}), {self.workers} processes, in-memory, RS256 JWT access tokens"
 
     def measure(self, scenario: str, connections: int, duration: float, folder: Path) -> dict:
-        from bench.run import drive, tree_cpu  # the same load generator and CPU accounting
+        from bench.run import peak_of  # the same load generator and CPU accounting
 
         plan = {"host": "127.0.0.1", "port": self.port, "duration": duration, "connections": connections, "scenario": scenario,
                 "data": {"machine": {"client_id": "machine", "secret": self.secret}, "jwks_path": "/jwks"}}
-        drive({**plan, "duration": 60, "operations": connections * 20}, folder)  # warm-up, as for the IdP
-        before = tree_cpu(self.process.pid)
-        result, generator_cpu = drive(plan, folder)
-        used = tree_cpu(self.process.pid) - before
-        return {"rate": round(result["operations"] / result["elapsed"], 1), "cores_used": round(used / result["elapsed"], 2),
-                "per_core": round(result["operations"] / used, 1) if used else None, "errors": result["errors"],
-                "error_samples": result["error_samples"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-                "load_generator_cores_used": round(generator_cpu / result["elapsed"], 2)}
+        return peak_of(self.process.pid, plan, {**plan, "duration": 60}, folder)
 
     def stop(self) -> None:
         if self.process.poll() is None:
