@@ -8,6 +8,7 @@ its set-up endpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import requests
+from joserfc.jwk import RSAKey
 
 from bench.cluster import ROOT, free_port, wait_until
 from idp import server
@@ -42,7 +44,8 @@ class Floor:
         create_schema(dsn)
         self.port, self.secret = free_port(), secrets.token_urlsafe(32)
         threads = str(server.THREADS_PER_WORKER)
-        environment = {**os.environ, "FLOOR_DSN": dsn, "FLOOR_CLIENT_ID": "floor", "FLOOR_CLIENT_SECRET": self.secret,
+        key = json.dumps(RSAKey.generate_key(2048, private=True, parameters={"kid": "floor"}).as_dict(private=True))
+        environment = {**os.environ, "FLOOR_DSN": dsn, "FLOOR_KEY": key, "FLOOR_CLIENT_ID": "floor", "FLOOR_CLIENT_SECRET": self.secret,
                        "FLOOR_ISSUER": f"http://127.0.0.1:{self.port}"}
         self.log = open(folder / "floor.log", "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers),

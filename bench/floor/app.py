@@ -35,7 +35,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 app = Flask(__name__)
-KEY = RSAKey.generate_key(2048, private=True, parameters={"kid": "floor"})
+KEY = RSAKey.import_key(json.loads(os.environ["FLOOR_KEY"]))  # the same in every worker
 ISSUER = os.environ.get("FLOOR_ISSUER", "http://127.0.0.1")
 CLIENT_ID, SECRET_HASH = os.environ["FLOOR_CLIENT_ID"], hashlib.sha256(os.environ["FLOOR_CLIENT_SECRET"].encode()).hexdigest()
 _connections = threading.local()
