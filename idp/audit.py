@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from . import clock
 from .cli_output import emit
+from .database import PreparedStatement
 from .extensions import db
 
 # EHDS (EU 2025/327) Art. 9: a patient-visible access log kept at least 3 years; 1096 days
@@ -170,7 +171,7 @@ def _values(name: Event, account_id: int | None, client_id: str | None, actor: s
 
 _ENTRY = insert(AuditEvent.__table__).inline().values({column.name: bindparam(f"audit_{column.name}", type_=column.type)
                                               for column in AuditEvent.__table__.columns if column.name != "id"})
-_WITH_ENTRY: dict[Insert, Insert] = {}
+_WITH_ENTRY: dict[Insert, PreparedStatement] = {}
 
 
 def insert_with(change: Insert, parameters: dict, name: Event, *, account_id: int | None = None, client_id: str | None = None,
@@ -184,8 +185,8 @@ def insert_with(change: Insert, parameters: dict, name: Event, *, account_id: in
     if connection.dialect.name == "postgresql":
         statement = _WITH_ENTRY.get(change)
         if statement is None:
-            statement = _WITH_ENTRY[change] = _ENTRY.add_cte(change.cte("change"))
-        connection.execute(statement, {**parameters, **values})
+            statement = _WITH_ENTRY[change] = PreparedStatement(_ENTRY.add_cte(change.cte("change")))
+        statement.execute(connection, {**parameters, **values})
     else:
         connection.execute(change, parameters)
         connection.execute(_ENTRY, values)

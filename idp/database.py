@@ -5,6 +5,10 @@
 ``BEGIN`` and ``COMMIT`` round trips: :func:`autocommit` (PostgreSQL only: elsewhere the token
 and its audit event are two statements, which must stay one transaction).
 
+**Hot statements as SQL text.** :class:`PreparedStatement` compiles a Core statement once for
+PostgreSQL and runs its text at the driver level (psycopg prepares it after a few uses): no
+compilation-cache lookup or bind processing per call, a tenth of a token request.
+
 **Recovering from a database restart.**
 SQLAlchemy's ``pool_pre_ping`` sends ``SELECT 1`` at every checkout of a pooled connection, a
 round trip on every request for an event of a few times a year. Instead a pooled connection is
@@ -16,9 +20,10 @@ request had succeeded before, so nothing was written and nothing is done twice. 
 """
 
 import functools
+from typing import Any
 
 from flask import Flask, g, has_request_context
-from sqlalchemy import event
+from sqlalchemy import JSON, Connection, Executable, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -47,6 +52,29 @@ def retry_once_on_disconnect(view):
             return view(*args, **kwargs)
 
     return retrying
+
+
+class PreparedStatement:
+    """``statement`` (built once, with bind parameters) run on ``connection``: on PostgreSQL as its
+    compiled SQL text through ``exec_driver_sql`` (SQLAlchemy's events, error translation and
+    disconnect handling still apply), JSON parameters adapted for psycopg; elsewhere as it is."""
+
+    def __init__(self, statement: Executable):
+        self.statement = statement
+        self._compiled: tuple[str, frozenset[str]] | None = None
+
+    def execute(self, connection: Connection, parameters: dict[str, Any]) -> None:
+        if connection.dialect.name != "postgresql":
+            connection.execute(self.statement, parameters)
+            return
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=connection.dialect)
+            json_names = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
+            self._compiled = (compiled.string, json_names)
+        sql, json_names = self._compiled
+        from psycopg.types.json import Json
+
+        connection.exec_driver_sql(sql, {name: Json(value) if name in json_names else value for name, value in parameters.items()})
 
 
 def use_autocommit() -> None:
