@@ -79,8 +79,10 @@ def server_options(bind: str, workers: int) -> dict[str, Any]:
     """The keyword arguments of granian's server (see the module docstring for each)."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     host, port = parse_bind(bind)
+    level = os.environ.get("IDP_LOG_LEVEL", "info").lower()  # the app's LOG_LEVEL setting, as granian spells it
     threads = int(os.environ.get("IDP_SERVER_THREADS") or THREADS_PER_WORKER)
     return {
         "target": WSGI_TARGET,
@@ -96,7 +98,8 @@ def server_options(bind: str, workers: int) -> dict[str, Any]:
         "workers_lifetime": WORKER_LIFETIME,
         "workers_max_rss": WORKER_MAX_RSS_MIB,
         "workers_kill_timeout": STOP_TIMEOUT,
-        "log_dictconfig": logging_config(os.environ.get("IDP_LOG_LEVEL", "info")),
+        "log_level": LogLevels(level),
+        "log_dictconfig": logging_config(level),
         "log_access": False,
     }
 

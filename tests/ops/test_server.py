@@ -30,6 +30,12 @@ def test_serves_the_wsgi_app_with_one_worker_per_core(monkeypatch):
     assert options["interface"] == "wsgi"
 
 
+def test_the_servers_own_messages_follow_the_log_level(monkeypatch):
+    monkeypatch.setenv("IDP_LOG_LEVEL", "WARNING")
+    options = server.server_options("127.0.0.1:8000", 1)
+    assert options["log_level"] == "warning" and options["log_dictconfig"]["loggers"]["_granian"]["level"] == "WARNING"
+
+
 def test_web_concurrency_sets_the_worker_count(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert server.default_workers() == 3
