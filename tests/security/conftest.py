@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from idp import create_app
+from idp import clock, create_app
 from idp.extensions import db, limiter
-from tests.conftest import TEST_SETTINGS, RequestScopedClient
+from tests.conftest import TEST_SETTINGS, PatientFactory, RequestScopedClient, empty_postgres_tables
 from tests.flows.test_activation import pending  # noqa: F401  (fixture: a patient with an activation letter)
+from tests.security.burst import Visitor, address
+from tests.support import services
+from tests.support.browser import LiveServer
 
 
 def free_port() -> int:
@@ -137,3 +140,53 @@ def postgres_app(throwaway_postgres, tmp_path):
         yield application
         db.session.remove()
         db.engine.dispose()
+
+
+class LiveProvider:
+    """The provider served over real HTTP on 127.0.0.1, with its database at hand for the test."""
+
+    def __init__(self, app, server: LiveServer, database: str):
+        self.app, self.server, self.database = app, server, database
+        self.url = server.url
+        self.patients = PatientFactory(app, None)
+
+    def visitor(self, index: int | None = None) -> Visitor:
+        """A new browser; ``index`` picks its own source address (None: 127.0.0.1)."""
+        return Visitor(self.url, "127.0.0.1" if index is None else address(index))
+
+    def fresh(self) -> None:
+        """End the test's own transaction so the next reads see what the server committed."""
+        db.session.rollback()
+        db.session.expire_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request, settings, tmp_path, monkeypatch):
+    """The provider on a live threaded server, once on SQLite and once on PostgreSQL.
+
+    The PostgreSQL run fails, never skips, without the suite's database. SQLite serializes
+    writers but ignores ``FOR UPDATE``: a bound must hold on both.
+    """
+    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
+    if request.param == "postgresql":
+        url = services.database_url(required=True)
+    else:
+        url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    marker = request.node.get_closest_marker("settings")
+    application = create_app({**settings, "DATABASE_URL": url, **(marker.kwargs if marker else {})})
+    application.instance_path = str(tmp_path)
+    with application.app_context():
+        if request.param == "sqlite":
+            db.create_all()
+        server = LiveServer(application)
+        application.config["ISSUER"] = server.url
+        try:
+            yield LiveProvider(application, server, request.param)
+        finally:
+            server.stop()
+            db.session.rollback()
+            if request.param == "postgresql":
+                empty_postgres_tables()
+            db.session.remove()
+            db.engine.dispose()
+            clock.reset()
