@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from . import audit, clock
 from .activation import ActivationWizard
+from .admin_session import AdminSession
 from .backchannel_logout import LogoutDelivery
 from .cli_output import emit
 from .credential import UnknownLoginThrottle
@@ -33,10 +34,14 @@ from .pushed_request import PushedRequest
 from .replay_cache import SeenValue
 from .sso_session import SsoSession
 from .token import AuthorizationCode, Token
+from .usage_budget import UsageBudget
 
-# ``one_time_code`` counts a patient's wrong codes over the last 24 hours, all challenges
-# together (NIST SP 800-63B §5.2.2): a challenge is kept twice that long so the budget holds.
+# A one-time-code challenge is kept two days after it was created, for troubleshooting; the
+# budgets it spent live in ``usage_budget``.
 ONE_TIME_CODE_KEPT_FOR = timedelta(days=2)
+# No budget window is longer than a day (``idp/one_time_code.py``): a row whose window opened two
+# days ago counts nothing any more, and the next use would open a new window anyway.
+USAGE_BUDGET_KEPT_FOR = timedelta(days=2)
 # An activation wizard past its lifetime still answers "expired" (rather than "unknown") that long.
 ACTIVATION_WIZARD_KEPT_FOR = timedelta(days=1)
 
@@ -86,6 +91,7 @@ def purge_expired(now: datetime | None = None) -> dict[str, int]:
         OneTimeCode.created_at <= now - ONE_TIME_CODE_KEPT_FOR,
         or_(OneTimeCode.expires_at.is_(None), OneTimeCode.expires_at <= now),
     ))
+    counts["usage_budget"] = _count(delete(UsageBudget).where(UsageBudget.window_started_at <= now - USAGE_BUDGET_KEPT_FOR))
     counts["activation_wizard"] = _count(delete(ActivationWizard).where(
         ActivationWizard.expires_at <= now - ACTIVATION_WIZARD_KEPT_FOR,
     ))
@@ -112,7 +118,8 @@ def purge_expired(now: datetime | None = None) -> dict[str, int]:
 
     # SSO sessions ended (or timed out) longer than the window ago, once no token row names them
     # any more: a password reset still ends a timed-out session and tells the clients that got
-    # tokens in it. Their upstream logins (MyGuichet, LuxTrust) go with them.
+    # tokens in it. Their upstream logins (MyGuichet, LuxTrust) go with them. Admin sessions
+    # after the same window.
     session_cutoff = now - _seconds("HOUSEKEEPING_SSO_SESSION_RETENTION")
     session_done = (
         or_(
@@ -126,6 +133,11 @@ def purge_expired(now: datetime | None = None) -> dict[str, int]:
         FederatedLogin.sso_session_id.in_(select(SsoSession.id).where(*session_done)),
     ))
     counts["sso_session"] = _count(delete(SsoSession).where(*session_done))
+    counts["admin_session"] = _count(delete(AdminSession).where(or_(
+        AdminSession.ended_at <= session_cutoff,
+        AdminSession.last_seen_at <= session_cutoff - _seconds("ADMIN_SESSION_IDLE_TIMEOUT"),
+        AdminSession.created_at <= session_cutoff - _seconds("ADMIN_SESSION_ABSOLUTE_TIMEOUT"),
+    )))
 
     # Browsers not seen for longer than their device cookie can live cannot come back with it.
     # An account's most recent device stays, so that the next login from a new browser is still

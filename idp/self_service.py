@@ -4,12 +4,13 @@
   value is told of the change (so a hijacked session cannot silently take over the account).
 - A new password: the current password and a code on the preferred channel.
 - A forgotten password: the matricule and a code on the registered channel; the other
-  channel, when there is one, is told.
+  channel, when there is one, is told. A matricule without an account answers alike.
 """
 
 from flask_babel import gettext as _
 
-from . import account as accounts, activation, audit, clock, credential, messaging, one_time_code, sso_session
+from . import account as accounts, activation, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code
+from . import sso_session, throttle
 
 CONTACT_PURPOSE = "contact_change"
 PASSWORD_PURPOSE = "password_change"
@@ -57,12 +58,22 @@ def finish_password_change(account: accounts.Account, challenge: one_time_code.O
     audit.record(audit.Event.PASSWORD_CHANGED, account_id=account.id)
 
 
-def start_recovery(matricule: str) -> one_time_code.OneTimeCode | None:
-    """Send a code to the account's preferred channel; None (and nothing sent) for unknown or inactive accounts."""
-    account = accounts.find_by_matricule(matricule)
+def start_recovery(matricule: str) -> one_time_code.OneTimeCode:
+    """Send a code to the account's preferred channel.
+
+    A matricule without an active account reachable on a channel gets a decoy challenge instead
+    (nothing is sent): the same budgets, answers and timing follow, so neither this step nor the
+    next tells which matricules have an account (issue 13, medium 5). Raises
+    :class:`throttle.Throttled`, :class:`one_time_code.ResendTooSoon`,
+    :class:`one_time_code.SendLimitReached` or :class:`messaging.MessageNotSent`.
+    """
+    normalized = matricule_rules.normalize(matricule)
+    throttle.check("RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT", "recovery", normalized)
+    account = accounts.find_by_matricule(normalized)
     if account is None or not account.is_active or not account.channels():
+        challenge = one_time_code.start_decoy(one_time_code.matricule_subject(normalized), RECOVERY_PURPOSE)
         audit.record(audit.Event.PASSWORD_RECOVERY_UNKNOWN)
-        return None
+        return challenge
     channel = account.channels()[0]
     challenge = one_time_code.start(account.id, RECOVERY_PURPOSE, channel, account.destination(channel))
     audit.record(audit.Event.PASSWORD_RECOVERY_STARTED, account_id=account.id, channel=channel)
@@ -70,11 +81,19 @@ def start_recovery(matricule: str) -> one_time_code.OneTimeCode | None:
 
 
 def finish_recovery(challenge: one_time_code.OneTimeCode, code: str, password: str, confirmation: str) -> accounts.Account:
-    account = accounts.get(challenge.account_id)
-    failures = credential.new_password_failures(account, password, confirmation)
+    """Set the new password once the code is right. The rules that name the patient (matricule,
+    names) are checked only after the code proved who is asking: before, they would tell anyone
+    a matricule's names."""
+    failures = credential.general_password_failures(password, confirmation)
     if failures:
         raise credential.PasswordTooWeak(failures)
-    one_time_code.verify(challenge, code)
+
+    def refuse_personal_data() -> None:
+        if personal := credential.personal_data_failures(accounts.get(challenge.account_id), password):
+            raise credential.PasswordTooWeak(personal)
+
+    one_time_code.verify(challenge, code, before_consume=refuse_personal_data)
+    account = accounts.get(challenge.account_id)
     credential.set_password(account, password)
     ended = sso_session.end_all(account.id)
     audit.record(audit.Event.PASSWORD_RESET, account_id=account.id, sessions_ended=ended)

@@ -10,13 +10,13 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
-from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
+from .. import audit, backchannel_logout, self_service, sso_session, throttle, token as tokens
 from ..extensions import db, limiter
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
-from .login import code_refused_message, mask_destination
+from .login import code_refused_message, code_refused_status, mask_destination, throttled_message
 
 
 
@@ -74,6 +74,10 @@ def account_contact():
         db.session.commit()
         form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
         return render_template("flows/account/contact.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        form.destination.errors.append(code_refused_message(refused))
+        return render_template("flows/account/contact.html", form=form), 429
     db.session.commit()
     session["contact_change"] = challenge.id
     return redirect(url_for("flows.account_contact_verify"), code=303)
@@ -95,7 +99,7 @@ def account_contact_verify():
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
         form.code.errors.append(code_refused_message(error))
-        return render_template("flows/account/code.html", form=form, destination=destination), 400
+        return render_template("flows/account/code.html", form=form, destination=destination), code_refused_status(error)
     db.session.commit()
     session.pop("contact_change", None)
     flash(_("Vos coordonnées ont été mises à jour."), "info")
@@ -119,6 +123,10 @@ def account_password():
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/password.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.commit()  # the password attempt counts
+        form.current_password.errors.append(code_refused_message(refused))
+        return render_template("flows/account/password.html", form=form), 429
     db.session.commit()
     session["password_change"] = challenge.id
     return redirect(url_for("flows.account_password_verify"), code=303)
@@ -143,7 +151,7 @@ def account_password_verify():
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
         form.code.errors.append(code_refused_message(error))
-        return render_template("flows/account/reset.html", form=form, destination=destination), 400
+        return render_template("flows/account/reset.html", form=form, destination=destination), code_refused_status(error)
     db.session.commit()
     session.pop("password_change", None)
     flash(_("Votre mot de passe a été modifié."), "info")
@@ -242,17 +250,27 @@ def account_application_revoke(family_id: str):
 @blueprint.route("/password/forgotten", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def password_forgotten():
+    """The same answer for every matricule (a decoy challenge stands for one without an account),
+    throttles and send limits included; only a failing SMS gateway or mail server is told apart."""
     form = ForgottenPasswordForm()
     if not form.validate_on_submit():
         return render_template("flows/account/forgotten.html", form=form), 400 if request.method == "POST" else 200
     try:
         challenge = self_service.start_recovery(form.matricule.data)
+    except throttle.Throttled as throttled:
+        form.matricule.errors.append(throttled_message(throttled.retry_after))
+        return render_template("flows/account/forgotten.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        form.matricule.errors.append(code_refused_message(refused))
+        return render_template("flows/account/forgotten.html", form=form), 429
     except messaging.MessageNotSent:
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/forgotten.html", form=form), 503
+    challenge_id = challenge.id
     db.session.commit()
-    session["recovery"] = challenge.id if challenge else "unknown"
+    session["recovery"] = challenge_id
     return redirect(url_for("flows.password_reset"), code=303)
 
 
@@ -267,17 +285,18 @@ def password_reset():
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form), 400 if request.method == "POST" else 200
     if challenge is None or challenge.purpose != self_service.RECOVERY_PURPOSE:
-        form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
+        form.code.errors.append(code_refused_message(one_time_code.OneTimeCodeExpired()))  # purged long ago
         return render_template("flows/account/reset.html", form=form), 400
     try:
         self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data)
     except credential.PasswordTooWeak as weak:
+        db.session.commit()  # a right code whose password named the patient gave its try back
         add_rule_errors(form, weak)
         return render_template("flows/account/reset.html", form=form), 400
     except one_time_code.OneTimeCodeError as error:
         db.session.commit()
         form.code.errors.append(code_refused_message(error))
-        return render_template("flows/account/reset.html", form=form), 400
+        return render_template("flows/account/reset.html", form=form), code_refused_status(error)
     db.session.commit()
     backchannel_logout.send_queued()
     session.pop("recovery", None)
