@@ -214,10 +214,9 @@ def _spend_a_send(challenge: OneTimeCode) -> None:
         raise SendLimitReached(spent.retry_after) from None
 
 
-def _give_back_a_send(challenge: OneTimeCode) -> None:
+def _give_back_a_send(challenge: OneTimeCode, *more_keys: str) -> None:
     """The code did not go out, or came back used: it no longer counts against flooding."""
-    usage_budget.refund(_cooldown_key(challenge))
-    usage_budget.refund(_sends_key(challenge))
+    usage_budget.refund(_cooldown_key(challenge), _sends_key(challenge), *more_keys)
 
 
 def send(challenge: OneTimeCode) -> None:
@@ -302,11 +301,11 @@ def verify(challenge: OneTimeCode, code: str, *, before_consume: Callable[[], No
             audit.record(audit.Event.ONE_TIME_CODE_EXHAUSTED, account_id=challenge.account_id)
             raise OneTimeCodeExhausted()
         raise OneTimeCodeWrong(left)
-    usage_budget.refund(_failures_key(challenge))
     if before_consume is not None:
         try:
             before_consume()
         except Exception:
+            usage_budget.refund(_failures_key(challenge))
             _give_back_a_try(challenge)
             raise
     consumed = db.session.execute(
@@ -315,5 +314,6 @@ def verify(challenge: OneTimeCode, code: str, *, before_consume: Callable[[], No
         execution_options={"synchronize_session": False},
     ).rowcount
     if not consumed:
+        usage_budget.refund(_failures_key(challenge))
         raise OneTimeCodeUsed()
-    _give_back_a_send(challenge)
+    _give_back_a_send(challenge, _failures_key(challenge))  # a right code: neither a wrong entry nor a flood

@@ -64,10 +64,11 @@ def spend(key: str, limit: int, window: timedelta) -> int:
     raise BudgetSpent(max(1, math.ceil((started + window - now).total_seconds())))
 
 
-def refund(key: str) -> None:
-    """Give one use back: what it was spent on turned out not to count (a right code, a message not sent)."""
+def refund(*keys: str) -> None:
+    """Give one use of each key back (one statement): what it was spent on turned out not to count
+    (a right code, a message not sent)."""
     db.session.execute(
-        update(UsageBudget).where(UsageBudget.key == _stored(key), UsageBudget.used > 0).values(used=UsageBudget.used - 1),
+        update(UsageBudget).where(UsageBudget.key.in_([_stored(key) for key in keys]), UsageBudget.used > 0)
+        .values(used=UsageBudget.used - 1),
         execution_options={"synchronize_session": False},
     )
-

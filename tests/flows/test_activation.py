@@ -117,12 +117,17 @@ def test_expired_code_explains_how_to_get_a_new_letter(wizard, pending):
     assert response.status_code == 400 and "a expiré" in response.get_data(as_text=True).replace('&#39;', "'")
 
 
-def test_repeated_wrong_codes_void_the_letter(wizard, pending):
+def test_repeated_wrong_codes_lock_for_a_while_and_keep_the_letter(app, wizard, pending):
+    """Throttle, not void (issue 13): ten wrong codes make everyone wait, the patient's letter stays valid."""
     account, code = pending
     wizard.accept_cgu()
-    for _ in range(activation_letter.ACTIVATION_MAX_FAILURES):
-        wizard.code(account.matricule, "AAAA-BBBB-CCCC")
-    assert wizard.code(account.matricule, code).status_code == 400
+    statuses = [wizard.code(account.matricule, "AAAA-BBBB-CCCC").status_code for _ in range(activation_letter.ACTIVATION_MAX_FAILURES)]
+    assert statuses == [400] * (activation_letter.ACTIVATION_MAX_FAILURES - 1) + [429]
+    locked = wizard.code(account.matricule, code)
+    text = locked.get_data(as_text=True).replace('&#39;', "'")
+    assert locked.status_code == 429 and "Trop de codes d'activation erronés pour ce matricule" in text and "reste valable" in text
+    clock.advance(timedelta(seconds=app.config["ACTIVATION_LOCKOUT_SECONDS"]))
+    assert wizard.code(account.matricule, code).status_code == 303
 
 
 def test_weak_password_lists_every_failed_rule(wizard, pending):
