@@ -31,7 +31,7 @@ SECRET_KEY = None
 # Salt for pairwise subject identifiers (text; OpenID Connect Core §8.1); generated like
 # SECRET_KEY. Changing it changes every pairwise ``sub``: never change it once clients use them.
 PAIRWISE_SALT = None
-# Key-encryption keys that seal the private signing keys in the database (text: one or more
+# Key-encryption keys that seal the private signing keys and the admins' TOTP seeds in the database (text: one or more
 # secrets of >= 32 characters, comma-separated; the first seals, all open). Generated like
 # SECRET_KEY when unset; in production set it (or KEY_ENCRYPTION_KEYS_FILE, a file holding the
 # same text) outside the database and its backups. Rotation: prepend a new secret, run

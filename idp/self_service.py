@@ -5,16 +5,19 @@
 - A new password: the current password and a code on the preferred channel.
 - A forgotten password: the matricule and a code on the registered channel; the other
   channel, when there is one, is told. A matricule without an account answers alike.
+- A new Assistant DSP (who then reads the whole record): the password, or for an account
+  without one (activated through MyGuichet) a code sent now; the owner is told on every channel.
 """
 
 from flask_babel import gettext as _
 
 from . import account as accounts, activation, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code
-from . import sso_session, throttle
+from . import delegation as delegations, sso_session, throttle
 
 CONTACT_PURPOSE = "contact_change"
 PASSWORD_PURPOSE = "password_change"
 RECOVERY_PURPOSE = "password_recovery"
+ASSISTANT_PURPOSE = "assistant_add"
 
 
 def start_contact_change(account: accounts.Account, channel: str, value: str, current_password: str) -> one_time_code.OneTimeCode:
@@ -102,6 +105,29 @@ def finish_recovery(challenge: one_time_code.OneTimeCode, code: str, password: s
         if channel != challenge.channel:
             messaging.notify(channel, account.destination(channel), notice)
     return account
+
+
+def start_assistant_confirmation(account: accounts.Account) -> one_time_code.OneTimeCode:
+    """For an account without a password: a code on the preferred channel, to confirm adding an assistant."""
+    channel = account.channels()[0]
+    return one_time_code.start(account.id, ASSISTANT_PURPOSE, channel, account.destination(channel))
+
+
+def add_assistant(owner: accounts.Account, assistant: accounts.Account, *, password: str | None = None,
+                  challenge: one_time_code.OneTimeCode | None = None, code: str | None = None, **details) -> delegations.Delegation:
+    """Make ``assistant`` an Assistant DSP of ``owner``'s record once the owner proved it is them
+    (closes gap 12 of docs/security.md). ``details`` go to :func:`delegation.grant`, which tells the owner.
+
+    Raises credential errors (a wrong password counts towards the lockout), one_time_code errors,
+    and delegation errors; the caller commits on credential and code errors (they count).
+    """
+    if credential.has_password(owner):
+        credential.verify_password(owner, password or "")
+    elif challenge is None or challenge.account_id != owner.id or challenge.purpose != ASSISTANT_PURPOSE:
+        raise one_time_code.OneTimeCodeExpired()
+    else:
+        one_time_code.verify(challenge, code or "")
+    return delegations.grant(owner, assistant, created_by=owner, **details)
 
 
 def set_preferred_channel(account: accounts.Account, channel: str) -> None:

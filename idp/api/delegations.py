@@ -2,18 +2,21 @@
 
 The record is the access token's ``sub``. Its owner manages its assistants; a token that
 carries ``act`` (an assistant acting for the patient) manages them only on a minor's record
-(guide, "Assistant DSP d'un enfant mineur"). Token errors follow RFC 6750 §3 (with
+(guide, "Assistant DSP d'un enfant mineur"). Adding an assistant gives the whole record, so it
+needs a login at most ``DELEGATION_REAUTHENTICATION_MAX_AGE`` seconds old: an older token gets
+RFC 9470's ``insufficient_user_authentication`` challenge with ``max_age``, and the client sends
+the patient through the login again. Token errors follow RFC 6750 §3 (with
 ``WWW-Authenticate``); every error body is ``{"error", "error_description"}``.
 """
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from .. import account as accounts, client as clients, delegation as delegations, dpop, token as tokens
+from .. import account as accounts, client as clients, clock, delegation as delegations, dpop, throttle, token as tokens
 from ..extensions import csrf, db, limiter, retry_after
 from . import blueprint
 from .openapi import MATRICULE_PATTERN
@@ -35,10 +38,18 @@ class Caller:
     record: accounts.Account
     actor: accounts.Account
     client: clients.Client
+    authenticated_at: datetime | None  # the login behind the token (``auth_time``)
 
     def require_manager(self) -> None:
         if not delegations.may_manage(self.record, self.actor):
             raise ApiError(403, "access_denied", "Only the owner manages the assistants of an adult's record.")
+
+    def require_recent_login(self) -> None:
+        """RFC 9470 §3: the token's authentication is too old for this; ``max_age`` says what is needed."""
+        max_age = current_app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]
+        if self.authenticated_at is None or (clock.now() - self.authenticated_at).total_seconds() > max_age:
+            raise ApiError(401, "insufficient_user_authentication",
+                           "Adding an assistant needs a login less than {max_age} seconds old.".format(max_age=max_age))
 
 
 def _no_store(response):
@@ -54,6 +65,9 @@ def _api_error(error: ApiError):
     realm = f'Bearer realm="{current_app.config["ISSUER"]}"'
     if error.status == 401 and error.error == "invalid_request":
         response.headers["WWW-Authenticate"] = realm  # no credentials at all: no error code (RFC 6750 §3.1)
+    elif error.error == "insufficient_user_authentication":  # RFC 9470 §3
+        response.headers["WWW-Authenticate"] = (f'{realm}, error="{error.error}", error_description="{error.description}", '
+                                                f'max_age={current_app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]}')
     elif error.error in ("invalid_token", "insufficient_scope"):
         response.headers["WWW-Authenticate"] = f'{realm}, error="{error.error}", error_description="{error.description}"' + (
             f', scope="{SCOPE}"' if error.error == "insufficient_scope" else "")
@@ -71,7 +85,7 @@ def _http_error(error: HTTPException):
     response = jsonify(error="too_many_requests" if error.code == 429 else "invalid_request", error_description=error.description)
     response.status_code = error.code or 400
     if error.code == 429:
-        response.headers["Retry-After"] = retry_after()
+        response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or retry_after())
     return _no_store(response)
 
 
@@ -90,7 +104,7 @@ def _caller() -> Caller:
     if SCOPE not in tokens.scopes(row):
         raise ApiError(403, "insufficient_scope", "The access token lacks the delegations scope.")
     actor = accounts.get(row.actor_account_id) if row.actor_account_id else record
-    return Caller(record, actor, client)
+    return Caller(record, actor, client, row.auth_time)
 
 
 def _json_body(allowed: set[str], required: set[str]) -> dict:
@@ -111,6 +125,9 @@ def _lookup(caller: Caller, matricule: str) -> accounts.Account:
         found = delegations.lookup(matricule, requested_by=caller.actor, client_id=caller.client.client_id)
     except delegations.InvalidDelegation:
         found = None  # digits whose check digits fail: like any other matricule, it matches no one
+    except throttle.Throttled as throttled:
+        raise TooManyRequests(f"Too many look-ups for this account; retry in {throttled.retry_after} seconds.",
+                              retry_after=throttled.retry_after) from None
     db.session.commit()  # the look-up is audited even when it finds no one
     if found is None:
         raise ApiError(404, "not_found", "No patient has this matricule.")
@@ -137,6 +154,7 @@ def lookup_assistant():
 def add_delegation():
     caller = _caller()
     caller.require_manager()
+    caller.require_recent_login()
     body = _json_body({"matricule", "type", "role", "valid_until"}, {"matricule"})
     kind, role, valid_until = body.get("type", delegations.ASSISTANT_DSP), body.get("role"), body.get("valid_until")
     if not isinstance(kind, str) or not (role is None or isinstance(role, str)) or not (valid_until is None or isinstance(valid_until, str)):

@@ -130,6 +130,34 @@ def test_repeated_wrong_codes_lock_for_a_while_and_keep_the_letter(app, wizard, 
     assert wizard.code(account.matricule, code).status_code == 303
 
 
+def test_a_letter_voided_during_the_wizard_cannot_finish_it(client, wizard, pending):
+    """Before: a letter voided by a newer one (or expired) after step 1 still activated the account at the end."""
+    account, code = pending
+    wizard.to_last_step(account, code)
+    activation_letter.issue(account)  # the helpdesk sends a new letter meanwhile
+    db.session.commit()
+    finished = wizard.finish()
+    assert finished.status_code == 303 and finished.headers["Location"].endswith("/activation/code")
+    page = client.get("/activation/code").get_data(as_text=True).replace('&#39;', "'")
+    assert "Ce code d'activation n'est plus valable" in page
+    db.session.refresh(account)
+    assert account.status == "pending" and cgu_acceptance.latest(account.id) is None
+    assert client.get("/activation/other-means").headers["Location"].endswith("/activation/code"), "the wizard starts over at step 1"
+
+
+def test_a_letter_that_expires_during_the_wizard_cannot_finish_it(client, wizard, patients):
+    patient = patients.create(status="pending", email=None, mobile=None)
+    letter, code = activation_letter.issue(patient.account)
+    letter.expires_at = clock.now() + timedelta(minutes=10)
+    db.session.commit()
+    wizard.to_last_step(patient.account, code)
+    clock.advance(timedelta(minutes=11))
+    finished = wizard.finish()
+    assert finished.headers["Location"].endswith("/activation/code")
+    db.session.refresh(patient.account)
+    assert patient.account.status == "pending"
+
+
 def test_weak_password_lists_every_failed_rule(wizard, pending):
     account, code = pending
     wizard.accept_cgu()

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,33 +162,55 @@ class LiveProvider:
         db.session.expire_all()
 
 
+@contextmanager
+def serving(request, settings, tmp_path, database: str, **overrides) -> Iterator[LiveProvider]:
+    """An app of its own on ``database`` ("sqlite" or the suite's "postgresql"), served on a live
+    threaded server, inside its application context; emptied and stopped afterwards."""
+    if database == "postgresql":
+        url = services.database_url(required=True)
+    else:
+        url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    marker = request.node.get_closest_marker("settings")
+    application = create_app({**settings, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path), **(marker.kwargs if marker else {}),
+                              **overrides})
+    with application.app_context():
+        if database == "sqlite":
+            db.create_all()
+        server = LiveServer(application)
+        application.config["ISSUER"] = server.url
+        try:
+            yield LiveProvider(application, server, database)
+        finally:
+            server.stop()
+            db.session.rollback()
+            if database == "postgresql":
+                empty_postgres_tables()
+            db.session.remove()
+            db.engine.dispose()
+            clock.reset()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def live(request, settings, tmp_path, monkeypatch):
+def live(request, settings, tmp_path):
     """The provider on a live threaded server, once on SQLite and once on PostgreSQL.
 
     The PostgreSQL run fails, never skips, without the suite's database. SQLite serializes
     writers but ignores ``FOR UPDATE``: a bound must hold on both.
     """
-    monkeypatch.setenv("IDP_INSTANCE_PATH", str(tmp_path))
-    if request.param == "postgresql":
-        url = services.database_url(required=True)
-    else:
-        url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
-    marker = request.node.get_closest_marker("settings")
-    application = create_app({**settings, "DATABASE_URL": url, **(marker.kwargs if marker else {})})
-    application.instance_path = str(tmp_path)
-    with application.app_context():
-        if request.param == "sqlite":
-            db.create_all()
-        server = LiveServer(application)
-        application.config["ISSUER"] = server.url
-        try:
-            yield LiveProvider(application, server, request.param)
-        finally:
-            server.stop()
-            db.session.rollback()
-            if request.param == "postgresql":
-                empty_postgres_tables()
-            db.session.remove()
-            db.engine.dispose()
-            clock.reset()
+    with serving(request, settings, tmp_path, request.param) as provider:
+        yield provider
+
+
+@pytest.fixture(params=["memory", "redis"])
+def live_throttles(request, settings, tmp_path):
+    """The provider on a live server (the suite's database), its per-account throttles counted in
+    process memory, then in the suite's Redis (which fails, never skips, when it is missing)."""
+    redis_url = None
+    if request.param == "redis":
+        import redis
+
+        redis_url = services.redis_url(required=True)
+        redis.Redis.from_url(redis_url).flushdb()
+    database = "postgresql" if services.database_url() else "sqlite"
+    with serving(request, settings, tmp_path, database, REDIS_URL=redis_url) as provider:
+        yield provider

@@ -190,3 +190,17 @@ def test_a_burst_of_wrong_activation_codes_counts_exactly_the_allowed_failures(l
 
     assert_clean(responses, {400, 429})
     assert events(live, audit.Event.ACTIVATION_CODE_FAILED) == activation_letter.ACTIVATION_MAX_FAILURES
+
+
+@pytest.mark.settings(**OUT_OF_REACH)
+def test_a_burst_of_forgotten_password_requests_sends_exactly_one_code(live):
+    """Message flooding (issue 13, medium 7): the send cooldown is claimed atomically too."""
+    patient = live.patients.create(email=None)
+    browsers = [live.visitor(index) for index in range(BURST)]
+    forms = [{"csrf_token": b.csrf("/password/forgotten"), "matricule": patient.matricule} for b in browsers]
+
+    responses = burst([lambda b=b, f=f: b.post("/password/forgotten", f) for b, f in zip(browsers, forms)])
+
+    assert sorted(r.status_code for r in responses) == [303] + [429] * (BURST - 1)
+    live.fresh()
+    assert len(messaging.outbox_messages(patient.account.mobile)) == 1
