@@ -203,10 +203,12 @@ def _failures_key(challenge: OneTimeCode) -> str:
 def _spend_a_send(challenge: OneTimeCode) -> None:
     """The flooding bounds: the step's cooldown, then the account's daily sends (issue 13, medium 7)."""
     config = current_app.config
-    try:
-        usage_budget.spend(_cooldown_key(challenge), 1, timedelta(seconds=config["ONE_TIME_CODE_RESEND_COOLDOWN"]))
-    except usage_budget.BudgetSpent as spent:
-        raise ResendTooSoon(spent.retry_after) from None
+    cooldown = config["ONE_TIME_CODE_RESEND_COOLDOWN"]
+    if cooldown:
+        try:
+            usage_budget.spend(_cooldown_key(challenge), 1, timedelta(seconds=cooldown))
+        except usage_budget.BudgetSpent as spent:
+            raise ResendTooSoon(spent.retry_after) from None
     try:
         usage_budget.spend(_sends_key(challenge), config["ONE_TIME_CODE_DAILY_SENDS"], DAY)
     except usage_budget.BudgetSpent as spent:

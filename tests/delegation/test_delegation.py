@@ -135,11 +135,12 @@ def test_at_majority_the_sweep_ends_the_delegation_revokes_its_tokens_and_tells_
 def test_an_adults_delegation_past_its_end_date_ends_without_a_majority_message(parent, patients):
     friend = patients.create(given_name="Jean", family_name="Weber", birth="19750202", email="jean@example.lu", mobile="+352621000004")
     found = assist(parent, friend, valid_until=clock.today())
+    told_of_the_assistant = messaging.outbox_messages(parent.account.mobile)
     clock.advance(timedelta(days=1))
     assert delegations.end_expired() == 1
     db.session.commit()
     assert found.revoked_by == "expiry"
-    assert messaging.outbox_messages(parent.account.mobile) == []
+    assert messaging.outbox_messages(parent.account.mobile) == told_of_the_assistant, "nothing more at the end"
 
 
 def test_assisted_patients_and_may_act_name_subjects_as_each_client_sees_them(child, parent, viewer, pharmacy):

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from idp import clock
-from tests.conftest import PatientFactory, csrf_token, query_of
+from tests.conftest import csrf_token, query_of
 from tests.oauth.conftest import authorization_request
 
 
@@ -85,22 +85,22 @@ def test_an_ended_session_clears_its_cookie(app, oidc, patients, rp_client, clie
     assert client.get_cookie("esante_sso") is None
 
 
-def _login_with(client, patients, remember: bool):
-    patient = patients.create(email=None)
-    page = client.get("/login").get_data(as_text=True)
+def _login_with(browser, patients, remember: bool, mobile: str):
+    patient = patients.create(email=None, mobile=mobile)
+    page = browser.get("/login").get_data(as_text=True)
     form = {"csrf_token": csrf_token(page), "matricule": patient.matricule, "password": patient.password}
-    client.post("/login", data={**form, **({"remember": "y"} if remember else {})})
-    return patients.submit_code(patients.last_code(patient.account.mobile))
+    browser.post("/login", data={**form, **({"remember": "y"} if remember else {})})
+    code_page = browser.get("/login/code").get_data(as_text=True)
+    return browser.post("/login/code", data={"csrf_token": csrf_token(code_page), "code": patients.last_code(mobile)})
 
 
 def test_the_sso_cookie_ends_with_the_browser_unless_the_device_is_remembered(app, client, patients):
     """Before: the cookie lived 12 hours on disk, surviving a browser restart on a shared computer."""
     page = client.get("/login").get_data(as_text=True)
-    assert 'name="remember"' in page and "Se souvenir de cet appareil" in page and 'checked' not in page.split('name="remember"')[1][:40]
-    attributes = {part.strip().split("=")[0].lower() for part in _sso_set_cookie(_login_with(client, patients, False)).split(";")}
+    assert 'name="remember"' in page and "Se souvenir de cet appareil" in page and "checked" not in page.split('name="remember"')[1][:40]
+    attributes = {part.strip().split("=")[0].lower() for part in _sso_set_cookie(_login_with(client, patients, False, "+352621000501")).split(";")}
     assert "max-age" not in attributes and "expires" not in attributes, "a session cookie"
-    other = app.test_client()
-    remembered = _sso_set_cookie(_login_with(other, PatientFactory(app, other), True))
+    remembered = _sso_set_cookie(_login_with(app.test_client(), patients, True, "+352621000502"))
     assert f"Max-Age={app.config['SSO_ABSOLUTE_TIMEOUT']}" in remembered, "kept for the session's absolute lifetime, no longer"
 
 

@@ -91,11 +91,10 @@ def test_assistant_lookups_by_one_account_are_throttled_whatever_the_addresses(l
     assert browser.submit("/login", matricule=owner.matricule, password=owner.password).status_code == 303
     live_throttles.fresh()
     assert browser.submit("/login/code", code=live_throttles.patients.last_code(owner.account.mobile)).status_code == 303
-    token = browser.csrf("/account/assistants/add")
+    form = {"csrf_token": browser.csrf("/account/assistants/add"), "matricule": sought.matricule}
     searchers = [browser.clone(address(index)) for index in range(BURST)]
 
-    responses = burst([lambda s=s: s.post("/account/assistants/add", {"csrf_token": token, "matricule": sought.matricule})
-                       for s in searchers])
+    responses = burst([lambda s=s: s.post("/account/assistants/add", form) for s in searchers])
 
     assert statuses(responses) == [200] * ALLOWED + [429] * (BURST - ALLOWED)
     assert events(live_throttles, audit.Event.DELEGATION_LOOKUP) == ALLOWED, "a throttled look-up finds nobody and tells nothing"
