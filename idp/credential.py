@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import NoReturn
 
@@ -165,13 +165,6 @@ def set_password_hash(account: Account, password_hash: str) -> None:
 def has_password(account: Account) -> bool:
     """False for an account activated through MyGuichet, which never chose one."""
     return db.session.get(PasswordCredential, account.id) is not None
-
-
-def locked_until(account: Account) -> datetime | None:
-    credential = db.session.get(PasswordCredential, account.id)
-    if credential and credential.locked_until and credential.locked_until > clock.now():
-        return credential.locked_until
-    return None
 
 
 def matricule_key(purpose: str, matricule: str) -> str:
