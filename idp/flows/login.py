@@ -9,6 +9,7 @@ cookie that outlives the browser only if the patient ticked "Se souvenir de cet 
 """
 
 import math
+from datetime import datetime
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -57,7 +58,7 @@ def code_refused_status(error: one_time_code.OneTimeCodeError) -> int:
     return 429 if isinstance(error, waiting) else 400
 
 
-def lockout_message(until) -> str:
+def lockout_message(until: datetime) -> str:
     minutes = math.ceil((until - clock.now()).total_seconds() / 60)
     return ngettext("Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minute.",
                     "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minutes.", minutes)
