@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import DateTime, ForeignKey, String, update
+from sqlalchemy import DateTime, ForeignKey, String, delete, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import admin_account, audit, clock
@@ -107,3 +107,15 @@ def write_cookie(response):
     else:
         response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, secure=secure, httponly=True, samesite="Strict")
     return response
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: sessions ended or timed out longer than ``HOUSEKEEPING_SSO_SESSION_RETENTION`` ago."""
+    config = current_app.config
+    cutoff = now - timedelta(seconds=config["HOUSEKEEPING_SSO_SESSION_RETENTION"])
+    deleted = db.session.execute(delete(AdminSession).where(or_(
+        AdminSession.ended_at <= cutoff,
+        AdminSession.last_seen_at <= cutoff - timedelta(seconds=config["ADMIN_SESSION_IDLE_TIMEOUT"]),
+        AdminSession.created_at <= cutoff - timedelta(seconds=config["ADMIN_SESSION_ABSOLUTE_TIMEOUT"]),
+    )), execution_options={"synchronize_session": False}).rowcount
+    return {"admin_session": deleted or 0}

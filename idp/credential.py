@@ -12,13 +12,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NoReturn
 
 from flask import current_app
 from passlib.hash import argon2
-from sqlalchemy import DateTime, ForeignKey, Integer, String, update
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock, common_passwords, lockout
@@ -215,3 +215,15 @@ def verify_password(account: Account, password: str) -> None:
     if current.needs_update(stored):
         db.session.execute(update(PasswordCredential).where(key).values(password_hash=current.hash(password)),
                            execution_options={"synchronize_session": False})
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: counters kept by matricule (wrong passwords without an account, wrong activation
+    codes), rows whose lockout ended more than ``HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION`` ago. A real
+    account keeps its backoff until a right password, so the window is long: the backoff of a
+    made-up matricule starting over must not tell it from a dormant real one. Rows never locked
+    carry no time and stay."""
+    cutoff = now - timedelta(seconds=current_app.config["HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION"])
+    deleted = db.session.execute(delete(UnknownLoginThrottle).where(UnknownLoginThrottle.locked_until <= cutoff),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"unknown_login_throttle": deleted or 0}

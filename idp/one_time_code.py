@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import DateTime, ForeignKey, Integer, String, bindparam, select, update
+from sqlalchemy import DateTime, ForeignKey, Integer, String, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, messaging, throttle, usage_budget
@@ -60,10 +60,6 @@ class OneTimeCode(db.Model):
 
 class OneTimeCodeError(Exception):
     pass
-
-
-class OneTimeCodeUnknown(OneTimeCodeError):
-    """No such challenge (or it belongs to someone else)."""
 
 
 class OneTimeCodeExpired(OneTimeCodeError):
@@ -319,3 +315,16 @@ def verify(challenge: OneTimeCode, code: str, *, before_consume: Callable[[], No
         usage_budget.refund(_failures_key(challenge))
         raise OneTimeCodeUsed()
     _give_back_a_send(challenge, _failures_key(challenge))  # a right code: neither a wrong entry nor a flood
+
+
+# A challenge is kept two days after it was created, for troubleshooting; the budgets it spent live
+# in :mod:`idp.usage_budget`.
+KEPT_FOR = timedelta(days=2)
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: challenges past use and older than :data:`KEPT_FOR`."""
+    deleted = db.session.execute(delete(OneTimeCode).where(OneTimeCode.created_at <= now - KEPT_FOR,
+                                                           or_(OneTimeCode.expires_at.is_(None), OneTimeCode.expires_at <= now)),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"one_time_code": deleted or 0}

@@ -17,11 +17,15 @@ import hashlib
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, String, case, select, update
+from sqlalchemy import DateTime, Integer, String, case, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock
 from .extensions import db, upsert_for
+
+# No budget window is longer than a day (:mod:`idp.one_time_code`): a row whose window opened this
+# long ago counts nothing any more, and its key's next use opens a new window anyway.
+KEPT_FOR = timedelta(days=2)
 
 
 class UsageBudget(db.Model):
@@ -72,3 +76,10 @@ def refund(*keys: str) -> None:
         .values(used=UsageBudget.used - 1),
         execution_options={"synchronize_session": False},
     )
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: budgets whose window opened more than :data:`KEPT_FOR` ago."""
+    deleted = db.session.execute(delete(UsageBudget).where(UsageBudget.window_started_at <= now - KEPT_FOR),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"usage_budget": deleted or 0}

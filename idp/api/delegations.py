@@ -2,22 +2,24 @@
 
 The record is the access token's ``sub``. Its owner manages its assistants; a token that
 carries ``act`` (an assistant acting for the patient) manages them only on a minor's record
-(guide, "Assistant DSP d'un enfant mineur"). Adding an assistant gives the whole record, so it
-needs a login at most ``DELEGATION_REAUTHENTICATION_MAX_AGE`` seconds old: an older token gets
-RFC 9470's ``insufficient_user_authentication`` challenge with ``max_age``, and the client sends
-the patient through the login again. Token errors follow RFC 6750 §3 (with
-``WWW-Authenticate``); every error body is ``{"error", "error_description"}``.
+(guide, "Assistant DSP d'un enfant mineur"). Every route takes a token with the ``delegations``
+scope through ``@require_oauth`` (token errors as RFC 6750 §3 and RFC 9449 §7.1 say, rendered by
+``idp.oauth.errors``); every error body is ``{"error", "error_description"}``. Adding an
+assistant gives the whole record, so it needs a login at most ``DELEGATION_REAUTHENTICATION_MAX_AGE``
+seconds old: an older token gets RFC 9470's ``insufficient_user_authentication`` challenge with
+``max_age``, and the client sends the patient through the login again.
 """
 
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from authlib.integrations.flask_oauth2 import current_token
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from .. import account as accounts, client as clients, clock, delegation as delegations, dpop, throttle, token as tokens
-from ..extensions import csrf, db, limiter, retry_after
+from .. import account as accounts, client as clients, clock, delegation as delegations, throttle
+from ..extensions import csrf, db, limiter, require_oauth, retry_after
 from . import blueprint
 from .openapi import MATRICULE_PATTERN
 
@@ -26,9 +28,9 @@ csrf.exempt(blueprint)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, description: str):
+    def __init__(self, status: int, error: str, description: str, headers: dict | None = None):
         super().__init__(description)
-        self.status, self.error, self.description = status, error, description
+        self.status, self.error, self.description, self.headers = status, error, description, headers or {}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Caller:
     actor: accounts.Account
     client: clients.Client
     authenticated_at: datetime | None  # the login behind the token (``auth_time``)
+    scheme: str  # how the token came: Bearer or DPoP
 
     def require_manager(self) -> None:
         if not delegations.may_manage(self.record, self.actor):
@@ -48,8 +51,10 @@ class Caller:
         """RFC 9470 §3: the token's authentication is too old for this; ``max_age`` says what is needed."""
         max_age = current_app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]
         if self.authenticated_at is None or (clock.now() - self.authenticated_at).total_seconds() > max_age:
-            raise ApiError(401, "insufficient_user_authentication",
-                           "Adding an assistant needs a login less than {max_age} seconds old.".format(max_age=max_age))
+            description = f"Adding an assistant needs a login less than {max_age} seconds old."
+            challenge = (f'{"DPoP" if self.scheme == "dpop" else "Bearer"} realm="{current_app.config["ISSUER"]}", '
+                         f'error="insufficient_user_authentication", error_description="{description}", max_age="{max_age}"')
+            raise ApiError(401, "insufficient_user_authentication", description, {"WWW-Authenticate": challenge})
 
 
 def _no_store(response):
@@ -62,19 +67,7 @@ def _no_store(response):
 def _api_error(error: ApiError):
     response = jsonify(error=error.error, error_description=error.description)
     response.status_code = error.status
-    realm = f'Bearer realm="{current_app.config["ISSUER"]}"'
-    if error.status == 401 and error.error == "invalid_request":
-        response.headers["WWW-Authenticate"] = realm  # no credentials at all: no error code (RFC 6750 §3.1)
-    elif error.error == "insufficient_user_authentication":  # RFC 9470 §3
-        response.headers["WWW-Authenticate"] = (f'{realm}, error="{error.error}", error_description="{error.description}", '
-                                                f'max_age={current_app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]}')
-    elif error.error in ("invalid_token", "insufficient_scope"):
-        response.headers["WWW-Authenticate"] = f'{realm}, error="{error.error}", error_description="{error.description}"' + (
-            f', scope="{SCOPE}"' if error.error == "insufficient_scope" else "")
-    elif error.error in (dpop.InvalidProof.error, dpop.NonceRequired.error):  # RFC 9449 §7.1
-        response.headers["WWW-Authenticate"] = (f'DPoP realm="{current_app.config["ISSUER"]}", error="{error.error}", '
-                                                f'error_description="{error.description}", algs="{" ".join(dpop.SIGNING_ALGORITHMS)}"')
-        response.headers["DPoP-Nonce"] = dpop.current_nonce()
+    response.headers.update(error.headers)
     return _no_store(response)
 
 
@@ -90,21 +83,11 @@ def _http_error(error: HTTPException):
 
 
 def _caller() -> Caller:
-    scheme, value = tokens.presented_token(request.headers.get("Authorization"))
-    if value is None:
-        raise ApiError(401, "invalid_request", "An access token is required (Authorization: Bearer).")
-    found = tokens.use_access_token(value)
-    row, record, client = (found.token, found.account, found.client) if found else (None, None, None)
-    if record is None or not record.is_active or client is None:
-        raise ApiError(401, "invalid_token", "The access token is invalid, expired or revoked.")
-    try:
-        dpop.check_presentation(row.dpop_jkt, scheme, value)  # a DPoP-bound token never works as a bare bearer token
-    except dpop.InvalidProof as error:
-        raise ApiError(401, error.error, error.description) from None
-    if SCOPE not in tokens.scopes(row):
-        raise ApiError(403, "insufficient_scope", "The access token lacks the delegations scope.")
-    actor = accounts.get(row.actor_account_id) if row.actor_account_id else record
-    return Caller(record, actor, client, row.auth_time)
+    """Who the token ``@require_oauth`` accepted speaks for: its record, the person acting, its client."""
+    access = current_token.use
+    record, client = access.account, access.client
+    actor = accounts.get(access.token.actor_account_id) if access.token.actor_account_id else record
+    return Caller(record, actor, client, access.token.auth_time, current_token.scheme)
 
 
 def _json_body(allowed: set[str], required: set[str]) -> dict:
@@ -130,11 +113,12 @@ def _lookup(caller: Caller, matricule: str) -> accounts.Account:
                               retry_after=throttled.retry_after) from None
     db.session.commit()  # the look-up is audited even when it finds no one
     if found is None:
-        raise ApiError(404, "not_found", "No patient has this matricule.")
+        raise ApiError(404, "not_found", "No patient with an active account has this matricule.")
     return found
 
 
 @blueprint.get("/api/v1/delegations")
+@require_oauth(SCOPE)
 def list_delegations():
     caller = _caller()
     return _no_store(jsonify(delegations=[delegations.view(d, caller.client) for d in delegations.for_owner(caller.record)]))
@@ -142,6 +126,7 @@ def list_delegations():
 
 @blueprint.post("/api/v1/delegations/lookup")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_DELEGATION_LOOKUP"])
+@require_oauth(SCOPE)
 def lookup_assistant():
     caller = _caller()
     caller.require_manager()
@@ -151,6 +136,7 @@ def lookup_assistant():
 
 @blueprint.post("/api/v1/delegations")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_DELEGATION_LOOKUP"])
+@require_oauth(SCOPE)
 def add_delegation():
     caller = _caller()
     caller.require_manager()
@@ -182,6 +168,7 @@ def add_delegation():
 
 
 @blueprint.delete("/api/v1/delegations/<delegation_id>")
+@require_oauth(SCOPE)
 def remove_delegation(delegation_id: str):
     caller = _caller()
     caller.require_manager()

@@ -15,8 +15,8 @@ from flask_babel import gettext as _
 
 from .. import account as accounts, audit, clock, federated_identity, sso_session
 from ..extensions import csrf, db, limiter
-from ..flows.login import safe_next
-from . import blueprint, upstream as upstreams
+from ..page_guards import safe_next
+from . import blueprint, connectors, upstream as upstreams
 from .forms import ActionForm
 from .upstream import ResponseRejected, Upstream, UpstreamIdentity, UpstreamUnavailable
 
@@ -27,8 +27,8 @@ REQUEST_TTL = 15 * 60
 
 def get_upstream(name: str) -> Upstream:
     try:
-        return upstreams.get(name)
-    except upstreams.UnknownUpstream:
+        return connectors.get(name)
+    except connectors.UnknownUpstream:
         abort(404)
 
 
@@ -127,11 +127,7 @@ def arrive(upstream: str) -> ResponseReturnValue:
         relay_state = details.get("relay_state") or ""
         context = {"purpose": "login", "next": safe_next(relay_state) if relay_state.startswith("/") else None}
     db.session.commit()
-    from . import luxtrust, myguichet  # here: both import this module
-
-    if connector.name == myguichet.UPSTREAM:
-        return myguichet.arrive(connector, identity, context)
-    return luxtrust.arrive(connector, identity, context)
+    return upstreams.arrival_for(connector)(connector, identity, context)
 
 
 @blueprint.app_context_processor
@@ -142,7 +138,7 @@ def _logout_target() -> dict:
     def logout_url() -> str:
         current = sso_session.current()
         upstream_login = federated_identity.login_of(current.id) if current else None
-        if upstream_login is not None and upstreams.is_enabled(upstream_login.upstream):
+        if upstream_login is not None and connectors.is_enabled(upstream_login.upstream):
             return url_for("federation.logout")
         return url_for("oauth.logout")
 
@@ -161,7 +157,7 @@ def logout() -> ResponseReturnValue:
     audit.record(audit.Event.LOGOUT, account_id=current.account_id)
     sso_session.end(current, reason="logout")
     db.session.commit()
-    if upstream_login is None or not upstreams.is_enabled(upstream_login.upstream):
+    if upstream_login is None or not connectors.is_enabled(upstream_login.upstream):
         return render_template("oauth/logged_out.html")
     connector = get_upstream(upstream_login.upstream)
     try:

@@ -17,10 +17,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from .. import account as accounts, credential, delegation as delegations, messaging, one_time_code, self_service, throttle
 from ..extensions import db, limiter
 from . import blueprint
-from .account import login_required, password_error
+from ..page_guards import login_required
+from .account import password_error
 from .account_forms import ActionForm
 from .forms import valid_matricule
-from .login import code_refused_message, code_refused_status, mask_destination, throttled_message
+from .login import code_accepted, code_refused_message, mask_destination, throttled_message
 
 CANDIDATE = "assistant_candidate"
 CONFIRMATION_CODE = "assistant_confirmation"
@@ -104,29 +105,28 @@ def assistant_new():
         form.current_password.errors.append(_("Veuillez saisir votre mot de passe."))
         return _render_new(form, name, 400)
     try:
-        self_service.add_assistant(g.account, assistant, password=form.current_password.data, challenge=_confirmation_challenge(),
-                                   code=form.code.data, type=form.type.data, role=form.role.data, valid_until=form.valid_until.data)
+        added = code_accepted(lambda: self_service.add_assistant(
+            g.account, assistant, password=form.current_password.data, challenge=_confirmation_challenge(), code=form.code.data,
+            type=form.type.data, role=form.role.data, valid_until=form.valid_until.data), form.code)
     except (credential.WrongPassword, credential.AccountLocked) as error:
         db.session.commit()  # the failure counts towards the lockout
         password_error(form, error)
-        return _render_new(form, name, 400)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
-        return _render_new(form, name, code_refused_status(error))
+        added = False
     except delegations.DelegationExists:
         db.session.rollback()
         form.type.errors.append(_("Cette personne est déjà votre assistant."))
+        added = False
     except delegations.InvalidDelegation:
         db.session.rollback()
         form.valid_until.errors.append(_("La date de fin ne peut pas être passée."))
-    else:
-        db.session.commit()
-        session.pop(CANDIDATE, None)
-        session.pop(CONFIRMATION_CODE, None)
-        flash(_("%(name)s est maintenant votre assistant DSP.", name=name), "info")
-        return redirect(url_for("flows.assistants"), code=303)
-    return _render_new(form, name, 400)
+        added = False
+    if not added:
+        return _render_new(form, name, 400)
+    db.session.commit()
+    session.pop(CANDIDATE, None)
+    session.pop(CONFIRMATION_CODE, None)
+    flash(_("%(name)s est maintenant votre assistant DSP.", name=name), "info")
+    return redirect(url_for("flows.assistants"), code=303)
 
 
 @blueprint.post("/account/assistants/new/code")

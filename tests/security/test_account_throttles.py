@@ -65,9 +65,10 @@ def test_one_time_code_entries_for_one_account_are_throttled_whatever_the_addres
 
     responses = burst([lambda a=a: a.post("/login/code", {"csrf_token": token, "code": "000000"}) for a in attackers])
 
-    assert statuses(responses) == [400] * ALLOWED + [429] * (BURST - ALLOWED)
-    assert all("Trop de codes saisis pour ce compte" in r.text for r in responses if r.status_code == 429)
-    assert events(live_throttles, audit.Event.ONE_TIME_CODE_FAILED) == ALLOWED
+    throttled = [r for r in responses if "Trop de codes saisis pour ce compte" in r.text]
+    assert len(throttled) == BURST - ALLOWED, "told on the code page, like every refused code"
+    assert statuses(responses) == [400] * BURST
+    assert events(live_throttles, audit.Event.ONE_TIME_CODE_FAILED) == ALLOWED, "the throttled entries compared nothing"
 
 
 @pytest.mark.settings(RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT=f"{ALLOWED} per hour", **DATABASE_BOUNDS_OUT_OF_REACH)

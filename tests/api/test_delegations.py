@@ -98,7 +98,7 @@ def test_adding_an_assistant_needs_a_recent_login(app, client, viewer, child, pa
     refused = client.post(API, json={"matricule": parent.matricule}, headers=bearer(old))
     assert (refused.status_code, refused.get_json()["error"]) == (401, "insufficient_user_authentication")
     challenge = refused.headers["WWW-Authenticate"]
-    assert challenge.startswith("Bearer ") and 'error="insufficient_user_authentication"' in challenge and f"max_age={max_age}" in challenge
+    assert challenge.startswith("Bearer ") and 'error="insufficient_user_authentication"' in challenge and f'max_age="{max_age}"' in challenge
     assert delegations.for_owner(child.account) == []
     fresh = access_token(viewer, child)
     assert client.post(API, json={"matricule": parent.matricule}, headers=bearer(fresh)).status_code == 201
