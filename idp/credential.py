@@ -163,7 +163,7 @@ def set_password_hash(account: Account, password_hash: str) -> None:
 
 
 def has_password(account: Account) -> bool:
-    """False for an account activated through MyGuichet, which never chose one."""
+    """False for an account activated through MyGuichet.lu that never chose a password."""
     return db.session.get(PasswordCredential, account.id) is not None
 
 
