@@ -25,6 +25,16 @@ BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout" 
 DPOP_ALGORITHMS = ["ES256", "RS256", "PS256"]
 
 
+class _ProofRegistry(jws.JWSRegistry):
+    """joserfc bounds a JWS header to 512 bytes, less than a proof carrying a 2048-bit RSA key in
+    ``jwk`` (about 560); a proof's length is bounded by its reader."""
+
+    max_header_length = 8192
+
+
+DPOP_PROOF_REGISTRY = _ProofRegistry(algorithms=DPOP_ALGORITHMS)
+
+
 class ProviderError(Exception):
     """The provider's metadata or keys could not be used."""
 
