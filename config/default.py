@@ -190,9 +190,6 @@ SERVICES = [
     {"name": "MyDSP", "url": "https://www.esante.lu/mydsp", "description": "L'application mobile de votre DSP"},
 ]
 
-# ``idp demo seed``: the client secret of the demo DSP viewer (client id "dsp-viewer"). The demo
-# refuses to run on an https issuer, so this known secret never reaches a real deployment.
-DEMO_DSP_VIEWER_SECRET = "dsp-viewer-demo-secret"
 # Where the demo relying parties run (``python -m rp_demo.launcher``, ``make run``): the DSP
 # viewer's base URL (its redirect and post-logout URIs) and the DSP API's identifier, the
 # audience its access tokens must carry (RFC 9068 §3).

@@ -34,12 +34,14 @@ def current_visit(web) -> dict:
 
 
 def authorization_response(web, client, patients, patient, provider) -> str:
-    """The viewer's redirect to the provider, the login there, and the provider's answer (a URL)."""
+    """The viewer's redirect to the provider, the login there, and the provider's answer (a URL).
+
+    FAPI 2.0 §5.3.3.2: the request was pushed; the browser carries ``client_id`` and ``request_uri`` only."""
     start = web.get("/login")
     assert start.status_code == 302 and start.headers["Location"].startswith(provider.url + "/authorize?")
     authorize = start.headers["Location"][len(provider.url):]
     sent = query_of(authorize)
-    assert sent["code_challenge_method"] == "S256" and sent["nonce"] and sent["state"]
+    assert set(sent) == {"client_id", "request_uri"} and sent["client_id"] == "dsp-viewer"
     patients.login(patient, next_url=authorize)
     answer = client.get(authorize)
     assert answer.status_code in (302, 303), text(answer)
@@ -58,8 +60,21 @@ def test_an_access_token_about_to_expire_is_renewed_with_the_refresh_token(web, 
     before = dict(visit["token"])
     visit["token"]["expires_at"] = 0
     assert web.get("/dossier").status_code == 200
-    assert visit["token"]["access_token"] != before["access_token"]
-    assert visit["token"]["refresh_token"] != before["refresh_token"]
+    assert visit["token"]["access_token"] != before["access_token"] and visit["token"]["token_type"].lower() == "dpop"
+    assert visit["token"]["refresh_token"] == before["refresh_token"], "FAPI 2.0 §5.3.2.1: kept, not rotated"
+    visit["token"]["expires_at"] = 0
+    assert web.get("/dossier").status_code == 200, "and it works again"
+
+
+def test_the_viewer_is_a_fapi2_client_its_tokens_bound_to_its_dpop_key(web, client, patients, provider, viewer, demo_clients):
+    """Pushed request, private_key_jwt, DPoP-bound tokens presented with proofs to the DSP API and
+    the provider; the record pages work with them (idp/oauth/fapi2_profile.py)."""
+    log_in(web, client, patients, patients.create(), provider, viewer)
+    token = current_visit(web)["token"]
+    assert token["token_type"].lower() == "dpop"
+    bound = tokens.find_access_token(token["access_token"])
+    assert bound.dpop_jkt == viewer.app.extensions["dsp_viewer"]["dpop_key"].thumbprint()
+    assert "Synthèse" in text(web.get("/dossier"))
 
 
 def test_a_refresh_token_that_no_longer_works_asks_for_a_new_login(web, client, patients, provider, viewer, demo_clients):
