@@ -3,7 +3,7 @@
 https://openid.net/specs/fapi-security-profile-2_0-final.html (Final, February 2025)
 
 Health records deserve the profile that banks use. The rules the profile sets an authorization
-server are all here; the endpoints consult this module at five points and know nothing of FAPI:
+server are all here; the endpoints consult this module at six points and know nothing of FAPI:
 
 - registration (:func:`check_registration`, the client registry's check for ``fapi2``):
   confidential clients with ``private_key_jwt`` only (§5.3.2.1 items 3 and 6), https redirect
@@ -17,10 +17,13 @@ server are all here; the endpoints consult this module at five points and know n
 - the token endpoint (:class:`TokenRules`, an extension of every grant): a DPoP proof, PS256 or
   ES256 by a key of the sizes above, on every token request (§5.3.2.1 items 4 and 5), and codes
   redeemed within 60 seconds (item 11) whatever ``AUTHORIZATION_CODE_TTL`` says;
+- the protected resources of this server, userinfo and the delegation API
+  (:func:`check_protected_resource_request`): the DPoP proof PS256 or ES256 (§5.4.1);
 - refresh tokens (:func:`rotates_refresh_tokens`): not rotated (item 9 and its note 1). A refresh
   token stays bound to the client that got it and usable only with that client's private key
   (``private_key_jwt``), which is what RFC 9449 §5 relies on for confidential clients; it is
-  not bound to a DPoP key, so a client may renew its DPoP key with it (§7.1 of the profile).
+  not bound to a DPoP key, so a client may renew its DPoP key with it (the profile's security
+  considerations, "Access token lifetimes").
 
 Every refusal carries the code of the specification broken: ``invalid_client_metadata`` /
 ``invalid_redirect_uri`` (RFC 7591 §3.2.2), ``invalid_request`` (RFC 6749 §4.1.2.1),
@@ -43,7 +46,7 @@ from joserfc import jwk
 from joserfc.errors import JoseError
 
 from .. import client as clients, clock
-from .errors import InvalidDPoPProof
+from .errors import InvalidDPoPProof, ProtectedResourceError
 
 NAME = "fapi2"
 # §5.4.1 item 1.2: PS256, ES256 or EdDSA; this server verifies no EdDSA signature.
@@ -177,6 +180,17 @@ class TokenRules:
         code = getattr(grant.request, "authorization_code", None)
         if code is not None and code.created_at + timedelta(seconds=CODE_LIFETIME) <= clock.now():
             raise InvalidGrantError(f"A FAPI 2.0 authorization code is valid for {CODE_LIFETIME} seconds.")
+
+
+def check_protected_resource_request(client: clients.Client | None) -> None:
+    """§5.4.1 at a protected resource: a FAPI 2.0 client's token (which :mod:`.rfc9449_dpop` has
+    checked is presented with a proof by its key) comes with a PS256 or ES256 proof."""
+    if not applies_to(client):
+        return
+    try:
+        _check_proof()
+    except InvalidDPoPProof as error:
+        raise ProtectedResourceError(error.error, error.description, scheme="DPoP", algs=" ".join(SIGNING_ALGORITHMS)) from None
 
 
 def rotates_refresh_tokens(client: clients.Client) -> bool:

@@ -433,7 +433,8 @@ def test_a_refresh_needs_the_clients_private_key(flow, fapi):
 
 
 def test_a_refresh_without_a_dpop_proof_is_refused_and_a_new_key_may_be_bound(flow, fapi, oidc):
-    """§5.3.2.1 item 4 at refresh; the profile's §7.1: refresh tokens let a client renew its DPoP key."""
+    """§5.3.2.1 item 4 at refresh; the profile's security considerations ("Access token
+    lifetimes"): refresh tokens let a client renew its sender-constraining key."""
     refresh_token = flow.tokens(fapi)["refresh_token"]
     refused = flow.refresh(fapi, refresh_token, proof=None)
     assert refused.status_code == 400 and error_of(refused) == "invalid_dpop_proof"
@@ -470,6 +471,24 @@ def test_a_kept_refresh_token_ends_at_its_familys_absolute_lifetime(flow, fapi):
 
 
 # --- the protected resources --------------------------------------------------------------------
+
+
+def test_a_fapi2_access_token_is_refused_with_an_rs256_proof_by_its_own_key(flow):
+    """§5.4.1 at userinfo: the token is bound to an RSA key (by a PS256 proof); a proof by that
+    same key signed RS256 is refused, PS256 accepted."""
+    fapi = register_fapi()
+    fapi.dpop_key = jwk.RSAKey.generate_key(2048, private=True)
+    code, verifier = flow.code(fapi)
+    access_token = flow.redeem(fapi, code, verifier, proof=fapi.proof(ISSUER + "/token", alg="PS256")).get_json()["access_token"]
+
+    def userinfo(alg: str):
+        return flow.client.get("/userinfo", headers={"Authorization": "DPoP " + access_token,
+                                                     "DPoP": fapi.proof(ISSUER + "/userinfo", "GET", alg=alg, access_token=access_token)})
+
+    refused = userinfo("RS256")
+    assert refused.status_code == 401 and 'error="invalid_dpop_proof"' in refused.headers["WWW-Authenticate"]
+    assert refused.headers["WWW-Authenticate"].startswith("DPoP ")
+    assert userinfo("PS256").status_code == 200
 
 
 def test_a_fapi2_access_token_is_refused_as_a_bearer_token_or_in_the_query(flow, fapi):
