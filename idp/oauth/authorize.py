@@ -50,7 +50,7 @@ def authorize():
         if pushed is None and rfc9126_par.required_for(client):
             raise InvalidRequestError("This client must use a pushed authorization request (RFC 9126).")
         check_openid_request(params, client, grant.request.scope)
-        fapi2_profile.check_authorization_request(client, params, pushed=pushed is not None)
+        fapi2_profile.check_authorization_request(client, pushed=pushed is not None)
     except OAuth2Error as error:
         error.redirect_uri = redirect_uri
         return _error_response(error, params, response_mode)

@@ -3,15 +3,16 @@
 https://openid.net/specs/fapi-security-profile-2_0-final.html (Final, February 2025)
 
 Health records deserve the profile that banks use. The rules the profile sets an authorization
-server are all here; the endpoints consult this module at six points and know nothing of FAPI:
+server are all here; the endpoints consult this module at seven points and know nothing of FAPI:
 
 - registration (:func:`check_registration`, the client registry's check for ``fapi2``):
   confidential clients with ``private_key_jwt`` only (§5.3.2.1 items 3 and 6), https redirect
   URIs or loopback ones (§5.3.2.2 item 8), RSA keys of 2048 bits or more and EC keys of 224 or
   more (§5.4.1); it implies ``require_pushed_authorization_requests`` (RFC 9126 §6),
   ``dpop_bound_access_tokens`` (RFC 9449 §5.2) and ES256 ID and access tokens (§5.4.1);
-- the authorization request, at /par and /authorize (:func:`check_authorization_request`):
-  pushed (§5.3.2.2 item 3), with ``redirect_uri`` (item 6) and PKCE S256 (item 5);
+- the authorization request: at /par (:func:`check_pushed_request`) with ``redirect_uri``
+  (§5.3.2.2 item 6), PKCE S256 (item 5) and any DPoP proof PS256 or ES256 (§5.4.1); at
+  /authorize (:func:`check_authorization_request`) only a pushed one (item 3);
 - client authentication (:func:`check_client_assertion`): the issuer identifier as the one
   string in ``aud`` (§5.3.2.1 item 8), PS256 or ES256 (§5.4.1);
 - the token endpoint (:class:`TokenRules`, an extension of every grant): a DPoP proof, PS256 or
@@ -126,13 +127,17 @@ def _strong_enough(key: jwk.Key) -> bool:
 # --- the authorization request ---------------------------------------------------------------
 
 
-def check_authorization_request(client: clients.Client, params: dict, pushed: bool) -> None:
-    """§5.3.2.2 at /par (``pushed``) and /authorize: only pushed requests, each with
-    ``redirect_uri`` and a PKCE S256 challenge; a DPoP proof at /par as :func:`_check_proof` says."""
+def check_authorization_request(client: clients.Client, pushed: bool) -> None:
+    """§5.3.2.2 item 3 at /authorize: "shall reject authorization requests sent without [RFC9126]"."""
+    if applies_to(client) and not pushed:
+        raise InvalidRequestError("A FAPI 2.0 client must push its authorization requests (RFC 9126).")
+
+
+def check_pushed_request(client: clients.Client, params: dict) -> None:
+    """§5.3.2.2 at /par: ``redirect_uri`` and a PKCE S256 challenge in every pushed request; the
+    DPoP proof that may come with it (RFC 9449 §10.1) as :func:`_check_proof` says."""
     if not applies_to(client):
         return
-    if not pushed:
-        raise InvalidRequestError("A FAPI 2.0 client must push its authorization requests (RFC 9126).")
     if not params.get("redirect_uri"):
         raise InvalidRequestError("redirect_uri is required in a FAPI 2.0 pushed authorization request.")
     if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":

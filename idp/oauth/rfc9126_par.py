@@ -83,7 +83,7 @@ def pushed_authorization_request():
         grant = authorization.get_authorization_grant(as_oauth_request(parameters))
         grant.validate_authorization_request()
         check_openid_request(parameters, client, grant.request.scope)
-        fapi2_profile.check_authorization_request(client, parameters, pushed=True)
+        fapi2_profile.check_pushed_request(client, parameters)
     except OAuth2Error as error:
         db.session.rollback()
         return _error_response(error)
