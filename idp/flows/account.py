@@ -9,14 +9,14 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
-from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
+from .. import audit, backchannel_logout, self_service, sso_session, throttle, token as tokens
 from ..extensions import db, limiter
 from ..page_guards import login_required
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
-from .login import code_accepted, mask_destination
+from .login import code_accepted, code_refused_message, mask_destination, throttled_message
 
 
 
@@ -38,7 +38,8 @@ def password_error(form, error: Exception) -> None:
 @blueprint.get("/account")
 @login_required
 def account_home():
-    return render_template("flows/account/home.html", account=g.account, mask=mask_destination)
+    return render_template("flows/account/home.html", account=g.account, mask=mask_destination,
+                           has_password=credential.has_password(g.account))
 
 
 @blueprint.route("/account/contact", methods=["GET", "POST"])
@@ -61,6 +62,10 @@ def account_contact():
         db.session.commit()
         form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
         return render_template("flows/account/contact.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.commit()  # the password attempt counts
+        form.destination.errors.append(code_refused_message(refused))
+        return render_template("flows/account/contact.html", form=form), 429
     db.session.commit()
     session["contact_change"] = challenge.id
     return redirect(url_for("flows.account_contact_verify"), code=303)
@@ -89,6 +94,8 @@ def account_contact_verify():
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def account_password():
+    if not credential.has_password(g.account):
+        return _create_password()
     form = PasswordChangeForm()
     if not form.validate_on_submit():
         return render_template("flows/account/password.html", form=form), 400 if request.method == "POST" else 200
@@ -102,6 +109,34 @@ def account_password():
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/password.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.commit()  # the password attempt counts
+        form.current_password.errors.append(code_refused_message(refused))
+        return render_template("flows/account/password.html", form=form), 429
+    db.session.commit()
+    session["password_change"] = challenge.id
+    return redirect(url_for("flows.account_password_verify"), code=303)
+
+
+def _create_password():
+    """"Créer un mot de passe": an account activated through MyGuichet.lu has none to confirm, so
+    a code to its preferred channel proves the patient instead."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/password_create.html", form=form,
+                               channels=g.account.channels()), 400 if request.method == "POST" else 200
+    try:
+        challenge = self_service.start_password_creation(g.account)
+    except self_service.NoChannel:
+        return render_template("flows/account/password_create.html", form=form, channels=[]), 409
+    except messaging.MessageNotSent:
+        db.session.commit()
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+        return render_template("flows/account/password_create.html", form=form, channels=g.account.channels()), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        flash(code_refused_message(refused), "error")
+        return render_template("flows/account/password_create.html", form=form, channels=g.account.channels()), 429
     db.session.commit()
     session["password_change"] = challenge.id
     return redirect(url_for("flows.account_password_verify"), code=303)
@@ -111,16 +146,21 @@ def account_password():
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
 def account_password_verify():
-    challenge = _own_challenge("password_change", self_service.PASSWORD_PURPOSE)
+    creating = not credential.has_password(g.account)
+    purpose = self_service.PASSWORD_CREATION_PURPOSE if creating else self_service.PASSWORD_PURPOSE
+    challenge = _own_challenge("password_change", purpose)
     if challenge is None:
         return redirect(url_for("flows.account_password"), code=303)
     form = NewPasswordForm()
     destination = mask_destination(challenge.channel, challenge.destination)
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400 if request.method == "POST" else 200
+    finish = self_service.finish_password_creation if creating else self_service.finish_password_change
     try:
-        changed = code_accepted(lambda: self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data,
-                                                                            form.confirmation.data), form.code)
+        changed = code_accepted(lambda: finish(g.account, challenge, form.code.data, form.password.data, form.confirmation.data),
+                                form.code)
+    except self_service.AccountHasPassword:
+        return redirect(url_for("flows.account_password"), code=303)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
         changed = False
@@ -128,7 +168,8 @@ def account_password_verify():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("password_change", None)
-    flash(_("Votre mot de passe a été modifié."), "info")
+    flash(_("Votre mot de passe a été créé : vous pouvez aussi vous connecter avec votre matricule et ce mot de passe.") if creating
+          else _("Votre mot de passe a été modifié."), "success")
     return redirect(url_for("flows.account_home"), code=303)
 
 
@@ -224,17 +265,27 @@ def account_application_revoke(family_id: str):
 @blueprint.route("/password/forgotten", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def password_forgotten():
+    """The same answer for every matricule (a decoy challenge stands for one without an account),
+    throttles and send limits included; only a failing SMS gateway or mail server is told apart."""
     form = ForgottenPasswordForm()
     if not form.validate_on_submit():
         return render_template("flows/account/forgotten.html", form=form), 400 if request.method == "POST" else 200
     try:
         challenge = self_service.start_recovery(form.matricule.data)
+    except throttle.Throttled as throttled:
+        form.matricule.errors.append(throttled_message(throttled.retry_after))
+        return render_template("flows/account/forgotten.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        form.matricule.errors.append(code_refused_message(refused))
+        return render_template("flows/account/forgotten.html", form=form), 429
     except messaging.MessageNotSent:
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/forgotten.html", form=form), 503
+    challenge_id = challenge.id
     db.session.commit()
-    session["recovery"] = challenge.id if challenge else "unknown"
+    session["recovery"] = challenge_id
     return redirect(url_for("flows.password_reset"), code=303)
 
 
@@ -249,7 +300,7 @@ def password_reset():
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form), 400 if request.method == "POST" else 200
     if challenge is None or challenge.purpose != self_service.RECOVERY_PURPOSE:
-        form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
+        form.code.errors.append(code_refused_message(one_time_code.OneTimeCodeExpired()))  # purged long ago
         return render_template("flows/account/reset.html", form=form), 400
     try:
         recovered = code_accepted(lambda: self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data),

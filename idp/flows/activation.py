@@ -5,10 +5,12 @@ five numbered steps. The wizard's state is in :mod:`idp.activation`; this module
 forms, calls it and renders the result.
 """
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale, gettext as _, lazy_gettext as _l
+import math
 
-from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale, gettext as _, lazy_gettext as _l, ngettext
+
+from .. import activation, activation_letter, cgu_acceptance, clock, credential, helpdesk_request
 from .. import federated_identity, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
 from ..assurance import ACR_SUBSTANTIAL
@@ -16,7 +18,7 @@ from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
 from ..page_guards import safe_next
-from .login import code_accepted
+from .login import code_accepted, code_refused_message, mask_destination
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -41,6 +43,14 @@ def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
     """Each broken password rule under the field it concerns (wizard, password change, reset)."""
     for rule in weak.rules:
         (form.confirmation if rule == "confirmation_differs" else form.password).errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+
+
+def _activation_locked_message(locked: activation_letter.ActivationLocked) -> str:
+    minutes = math.ceil((locked.until - clock.now()).total_seconds() / 60)
+    return ngettext("Trop de codes d'activation erronés pour ce matricule. Par sécurité, réessayez dans %(num)d minute ; "
+                    "votre courrier reste valable.",
+                    "Trop de codes d'activation erronés pour ce matricule. Par sécurité, réessayez dans %(num)d minutes ; "
+                    "votre courrier reste valable.", minutes)
 
 
 def _render(template: str, wizard, status: int = 200, **context):
@@ -75,6 +85,9 @@ def _guarded(step: int):
 def activation_start():
     form = CguForm()
     language = str(get_locale())
+    if request.method == "GET" and _is_authorization_request(request.args.get("next")):
+        # "J'active mon compte" on a login page an application sent the patient to: come back to it.
+        session["activation_return_to"] = request.args["next"]
     if form.validate_on_submit():
         wizard = activation.start(return_to=session.pop("activation_return_to", None))
         db.session.commit()
@@ -83,6 +96,11 @@ def activation_start():
     return render_template(
         "flows/activation/start.html", form=form, cgu_text=cgu_acceptance.text(language), cgu_version=cgu_acceptance.current_version()
     ), 400 if request.method == "POST" else 200
+
+
+def _is_authorization_request(target: str | None) -> bool:
+    """A path on this server to the authorization endpoint (never another site: :func:`safe_next`)."""
+    return bool(target) and safe_next(target) == target and target.startswith(url_for("oauth.authorize") + "?")
 
 
 @blueprint.get("/cgu.pdf")
@@ -109,10 +127,15 @@ def activation_code():
         db.session.commit()
         form.activation_code.errors.append(_("Matricule ou code d'activation incorrect. Vérifiez le courrier de l'Agence eSanté."))
         return _render("code.html", wizard, 400, form=form)
+    except activation_letter.ActivationLocked as locked:
+        db.session.commit()
+        form.activation_code.errors.append(_activation_locked_message(locked))
+        return _render("code.html", wizard, 429, form=form)
     except activation_letter.ActivationCodeExpired:
         db.session.commit()
         return _render("code.html", wizard, 400, form=form, expired=True)
     except activation_letter.AccountAlreadyActive:
+        db.session.commit()
         return _render("code.html", wizard, 409, form=form, already_active=True)
     db.session.commit()
     return redirect(url_for("flows.activation_password"), code=303)
@@ -142,12 +165,15 @@ def activation_channel():
     if wizard is None:
         return response
     destination_form, code_form = ChannelDestinationForm(prefix="send"), ChannelCodeForm(prefix="verify")
-    context = {"destination_form": destination_form, "code_form": code_form, "back": BackForm(), "resend": ResendForm()}
-    if request.method == "GET":
+    context = {"destination_form": destination_form, "code_form": code_form, "back": BackForm(), "resend": ResendForm(),
+               "sent_to_message": _sent_to_message(wizard)}
+    sending = request.method == "POST" and "send-submit" in request.form
+    if not sending:  # the choice made when the code was sent stays on the page, whatever happens to the code
         destination_form.channel.data = wizard.channel or "sms"
         destination_form.destination.data = wizard.destination or ""
+    if request.method == "GET":
         return _render("channel.html", wizard, **context)
-    if "send-submit" in request.form:
+    if sending:
         if not destination_form.validate_on_submit():
             return _render("channel.html", wizard, 400, **context)
         try:
@@ -156,6 +182,10 @@ def activation_channel():
             message = _("Numéro de mobile invalide (exemple : +352 621 123 456).") if destination_form.channel.data == "sms" else _("Adresse e-mail invalide.")
             destination_form.destination.errors.append(message)
             return _render("channel.html", wizard, 400, **context)
+        except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+            db.session.rollback()
+            destination_form.destination.errors.append(code_refused_message(refused))
+            return _render("channel.html", wizard, 429, **context)
         except messaging.MessageNotSent:
             db.session.commit()
             destination_form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
@@ -170,6 +200,16 @@ def activation_channel():
     return redirect(url_for("flows.activation_other_means"), code=303)
 
 
+def _sent_to_message(wizard) -> str | None:
+    """Where the current code went, masked as on the login page: the patient knows where to look."""
+    if not wizard.challenge_id or not wizard.destination:
+        return None
+    where = mask_destination(wizard.channel, wizard.destination)
+    if wizard.channel == "sms":
+        return _("Un code à usage unique a été envoyé par SMS au %(destination)s.", destination=where)
+    return _("Un code à usage unique a été envoyé par e-mail à %(destination)s.", destination=where)
+
+
 @blueprint.post("/activation/channel/resend")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"])
 def activation_channel_resend():
@@ -181,8 +221,8 @@ def activation_channel_resend():
     try:
         activation.resend_channel_code(wizard)
         flash(_("Un nouveau code vous a été envoyé."), "info")
-    except one_time_code.ResendTooSoon as wait:
-        flash(_("Veuillez patienter %(seconds)d secondes avant de demander un nouveau code.", seconds=wait.seconds), "error")
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached, one_time_code.OneTimeCodeUsed) as refused:
+        flash(code_refused_message(refused), "error")
     except messaging.MessageNotSent:
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
     except activation.StepNotReached:
@@ -205,6 +245,13 @@ def activation_other_means():
     except activation_letter.AccountAlreadyActive:
         db.session.rollback()
         return redirect(url_for("flows.activation_done"), code=303)
+    except activation_letter.LetterNoLongerValid:
+        db.session.rollback()
+        activation.go_back(wizard, activation.STEP_CODE)
+        db.session.commit()
+        flash(_("Ce code d'activation n'est plus valable : un nouveau courrier a été émis ou le code a expiré. "
+                "Saisissez le code de votre dernier courrier."), "error")
+        return redirect(url_for("flows.activation_code"), code=303)
     if wizard.return_to:
         sso_session.start(account.id, amr=["otp", "sms", "mfa"] if wizard.channel == "sms" else ["otp", "mfa"], acr=ACR_SUBSTANTIAL)
     db.session.commit()
@@ -219,7 +266,7 @@ def activation_done():
     if wizard.completed_at is None:
         return redirect(url_for(STEP_ENDPOINTS[wizard.step]), code=303)
     continue_to = safe_next(wizard.return_to) if wizard.return_to else url_for("flows.login")
-    return _render("done.html", wizard, continue_to=continue_to)
+    return _render("done.html", wizard, continue_to=continue_to, returning_to_service=bool(wizard.return_to))
 
 
 @blueprint.post("/activation/back/<int:step>")
