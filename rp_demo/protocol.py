@@ -256,13 +256,15 @@ def remember_dpop_nonce(nonces: dict[str, str], response: requests.Response) -> 
 def dpop_request(method: str, url: str, access_token: str, key: DPoPKey, nonces: dict[str, str], **kwargs: Any) -> requests.Response:
     """A call with a DPoP-bound access token (RFC 9449 §7.1): ``Authorization: DPoP`` and a proof
     with ``ath``; once more with the server's nonce on a 401 ``use_dpop_nonce`` (§9)."""
-    for attempt in range(2):
-        sent_nonce = nonces.get(origin(url))
-        proof = key.proof(method, url, nonce=sent_nonce, access_token=access_token)
-        response = requests.request(method, url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof},
-                                    timeout=TIMEOUT, **kwargs)
-        remember_dpop_nonce(nonces, response)
-        asks_nonce = response.status_code == 401 and 'error="use_dpop_nonce"' in response.headers.get("WWW-Authenticate", "")
-        if attempt or not asks_nonce or nonces.get(origin(url)) in (None, sent_nonce):
-            return response
+    def send() -> requests.Response:
+        proof = key.proof(method, url, nonce=nonces.get(origin(url)), access_token=access_token)
+        sent = requests.request(method, url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=TIMEOUT, **kwargs)
+        remember_dpop_nonce(nonces, sent)
+        return sent
+
+    sent_nonce = nonces.get(origin(url))
+    response = send()
+    asks_nonce = response.status_code == 401 and 'error="use_dpop_nonce"' in response.headers.get("WWW-Authenticate", "")
+    if asks_nonce and nonces.get(origin(url)) not in (None, sent_nonce):
+        response = send()
     return response

@@ -297,16 +297,23 @@ def _push(parameters: dict[str, str]) -> str:
     code to our key (RFC 9449 §10.1); once more with the provider's nonce if it asks (§8).
     Returns the ``request_uri``."""
     url = _metadata()["pushed_authorization_request_endpoint"]
-    for attempt in range(2):
-        sent_nonce = _dpop_nonces().get(origin(url))
-        response = requests.post(url, data={**parameters, **_authentication()}, headers={"DPoP": _proof(url)}, timeout=TIMEOUT)
-        _remember_nonce(response)
-        answer = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
-        if response.status_code == 201 and "request_uri" in answer:
-            return answer["request_uri"]
-        if attempt or answer.get("error") != USE_DPOP_NONCE or _dpop_nonces().get(origin(url)) in (None, sent_nonce):
-            raise AuthorizationRefused(answer.get("error") or "invalid_response", answer.get("error_description"))
-    raise AssertionError("unreachable")
+    sent_nonce = _dpop_nonces().get(origin(url))
+    status, answer = _post_pushed_request(url, parameters)
+    if answer.get("error") == USE_DPOP_NONCE and _dpop_nonces().get(origin(url)) not in (None, sent_nonce):
+        status, answer = _post_pushed_request(url, parameters)
+    if status != 201 or not isinstance(answer.get("request_uri"), str):
+        raise AuthorizationRefused(answer.get("error") or "invalid_response", answer.get("error_description"))
+    return answer["request_uri"]
+
+
+def _post_pushed_request(url: str, parameters: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    response = requests.post(url, data={**parameters, **_authentication()}, headers={"DPoP": _proof(url)}, timeout=TIMEOUT)
+    _remember_nonce(response)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    return response.status_code, answer if isinstance(answer, dict) else {}
 
 
 def _token_request(**parameters: Any) -> dict[str, Any]:
@@ -314,14 +321,13 @@ def _token_request(**parameters: Any) -> dict[str, Any]:
     more with the provider's nonce when it answers ``use_dpop_nonce`` (§8). The tokens must come
     back DPoP-bound: FAPI 2.0 allows no bearer token."""
     url = _metadata()["token_endpoint"]
-    for attempt in range(2):
-        sent_nonce = _dpop_nonces().get(origin(url))
-        try:
-            token = _client().fetch_access_token(headers={**DEFAULT_HEADERS, "DPoP": _proof(url)}, **parameters)
-            break
-        except AuthlibBaseError as error:
-            if attempt or error.error != USE_DPOP_NONCE or _dpop_nonces().get(origin(url)) in (None, sent_nonce):
-                raise
+    sent_nonce = _dpop_nonces().get(origin(url))
+    try:
+        token = _client().fetch_access_token(headers={**DEFAULT_HEADERS, "DPoP": _proof(url)}, **parameters)
+    except AuthlibBaseError as error:
+        if error.error != USE_DPOP_NONCE or _dpop_nonces().get(origin(url)) in (None, sent_nonce):
+            raise
+        token = _client().fetch_access_token(headers={**DEFAULT_HEADERS, "DPoP": _proof(url)}, **parameters)
     if str(token.get("token_type", "")).lower() != "dpop":
         raise ProviderError("the provider did not bind the tokens to our DPoP key")
     return token

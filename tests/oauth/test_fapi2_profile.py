@@ -413,6 +413,20 @@ def test_the_refresh_token_is_not_rotated_and_works_again(flow, fapi):
     assert tokens.find_refresh_token(first["refresh_token"]).revoked_at is None, "no reuse detection: it is not a reuse"
 
 
+def test_the_patient_sees_when_a_kept_refresh_token_was_last_used(flow, fapi, patients):
+    """"Applications connectées" (ASVS 10.4.9): without rotation the live token is the first one;
+    the last use is the family's last refresh."""
+    patient = patients.create()
+    refresh_token = flow.tokens(fapi, patient)["refresh_token"]
+    logged_in = clock.now()
+    clock.advance(timedelta(hours=3))
+    assert flow.refresh(fapi, refresh_token).status_code == 200
+    [application] = tokens.connected_applications(patient.account.id)
+    assert application.client_id == fapi.client_id
+    assert application.connected_at <= logged_in + timedelta(seconds=1)
+    assert application.last_used_at >= logged_in + timedelta(hours=3)
+
+
 def test_a_refresh_token_works_only_for_its_client(flow, fapi):
     """Bound to the client (RFC 6749 §6): another FAPI client, authenticated with its own key, is refused."""
     refresh_token = flow.tokens(fapi)["refresh_token"]
