@@ -76,7 +76,8 @@ run: venv
 
 # Benchmark (bench/run.py): its own PostgreSQL, Redis and `idp serve` on loopback, side by side with the
 # Node.js reference (npm, installed by test-tools' npm; BENCH_ARGS=--no-reference skips it); results in
-# bench/results/. Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
+# bench/results/. BENCH_ARGS=--floor adds the floor program (bench/floor/), --profile py-spy profiles.
+# Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
 BENCH_DURATION ?= 8
 BENCH_ARGS ?=
 bench: venv system-deps test-tools
