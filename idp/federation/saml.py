@@ -165,6 +165,9 @@ class SamlUpstream:
         try:
             response = OneLogin_Saml2_Response(settings, encoded)
             response.is_valid(self._request_data("acs", post=form), raise_exceptions=True)
+            # Reading the attributes checks them too (a Name given twice is refused), so it
+            # belongs with the checks: its refusal is a rejected answer, not an error of ours.
+            identity = self._identity(response)
         except Exception as error:  # noqa: BLE001 - python3-saml raises plain Exception too; each means "rejected"
             raise ResponseRejected(_reason(error)) from None
         assertion_id = response.get_assertion_id()
@@ -172,7 +175,7 @@ class SamlUpstream:
         expires_at = datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None) if expires else clock.now() + timedelta(hours=1)
         if not replay_cache.first_use(f"saml:{self.name}", assertion_id, expires_at + timedelta(seconds=Constants.ALLOWED_CLOCK_DRIFT)):
             raise ResponseRejected("replayed")
-        return self._identity(response)
+        return identity
 
     def _identity(self, response: OneLogin_Saml2_Response) -> UpstreamIdentity:
         attributes = response.get_attributes()
