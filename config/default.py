@@ -147,6 +147,11 @@ CLIENT_CACHE_SECONDS = 5
 BACKCHANNEL_LOGOUT_TIMEOUT = 2
 BACKCHANNEL_LOGOUT_BACKOFF = 30
 BACKCHANNEL_LOGOUT_RETRY_FOR = 24 * 3600
+# Host names (exact, case-insensitive) whose back-channel logout URIs may resolve to internal
+# addresses: relying parties inside the operator's network. Every other client's URI must be
+# https on a public address (a client whose redirect URIs are all on loopback may use loopback);
+# checked at registration and at each delivery (idp/outbound_address.py).
+BACKCHANNEL_LOGOUT_INTERNAL_HOSTS = []
 
 # PKCE (RFC 7636) is required for every client unless turned off here; S256 only.
 PKCE_REQUIRED_FOR_ALL_CLIENTS = True

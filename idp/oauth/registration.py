@@ -15,7 +15,7 @@ from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint, InvalidClientMeta
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint
 from flask import current_app, request as flask_request
 
-from .. import client as clients, clock, token as tokens
+from .. import client as clients, clock, outbound_address, token as tokens
 from ..extensions import csrf, db
 from . import blueprint
 from .server import authorization
@@ -111,7 +111,7 @@ def requested_metadata(body: dict) -> dict:
             metadata[name] = value
     if (contacts := _string_list(body, "contacts")) is not None:
         metadata["contacts"] = contacts
-    metadata.update(_backchannel_logout(body))
+    metadata.update(_backchannel_logout(body, metadata["redirect_uris"]))
     for flag in BOOLEAN_FLAGS:
         if (value := body.get(flag)) is not None:
             if not isinstance(value, bool):
@@ -120,13 +120,14 @@ def requested_metadata(body: dict) -> dict:
     return metadata
 
 
-def _backchannel_logout(body: dict) -> dict:
-    """Back-Channel Logout §2.2. Logout tokens always carry ``sid``, so any session_required is met."""
+def _backchannel_logout(body: dict, redirect_uris: list[str]) -> dict:
+    """Back-Channel Logout §2.2. Logout tokens always carry ``sid``, so any session_required is met.
+    The provider will POST to the URI: :mod:`idp.outbound_address` decides where it may (SSRF)."""
     found = {}
     if (uri := _string(body, "backchannel_logout_uri")) is not None:
         try:
-            clients.validate_redirect_uri(uri, native=False)
-        except clients.InvalidClientMetadata as error:
+            outbound_address.check(uri, redirect_uris)
+        except outbound_address.AddressNotAllowed as error:
             raise clients.InvalidClientMetadata(f"backchannel_logout_uri: {error.description}") from None
         found["backchannel_logout_uri"] = uri
     if (required := body.get("backchannel_logout_session_required")) is not None:
