@@ -152,6 +152,11 @@ BACKCHANNEL_LOGOUT_RETRY_FOR = 24 * 3600
 # https on a public address (a client whose redirect URIs are all on loopback may use loopback);
 # checked at registration and at each delivery (idp/outbound_address.py).
 BACKCHANNEL_LOGOUT_INTERNAL_HOSTS = []
+# Names a self-registered client (RFC 7591) may take only with an admin's approval
+# (``idp clients approve``): compared without case, accents, spaces or punctuation, anywhere
+# in the name ("Agence e-Sante — DSP" matches "Agence eSanté").
+PROTECTED_CLIENT_NAMES = ["Agence eSanté", "eSanté", "DSP officiel", "Dossier de Soins Partagé", "MyGuichet", "LuxTrust",
+                          "CNS", "Ministère de la Santé"]
 
 # PKCE (RFC 7636) is required for every client unless turned off here; S256 only.
 PKCE_REQUIRED_FOR_ALL_CLIENTS = True

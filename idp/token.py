@@ -111,6 +111,8 @@ class Token(db.Model):
     # RFC 9449: the access token (and, for public clients, the refresh token) is bound to this
     # JWK thumbprint; presenting it needs a DPoP proof signed by that key.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # The resource server (its audience URI) the access token is for; its ``sub`` is chosen for it.
+    resource_audience: Mapped[str | None] = mapped_column(String(500))
 
     # What Authlib's refresh-token grant asks of a token.
     def check_client(self, client: Client) -> bool:

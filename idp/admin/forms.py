@@ -86,6 +86,8 @@ class ClientForm(FlaskForm):
         SelectChoice("public", _l("Public (le même pour tous les services)")),
         SelectChoice("pairwise", _l("Par secteur (pairwise)")),
     ])
+    resource_audience = StringField(_l("Serveur de ressources pour l'audience (URI ; il pourra introspecter les jetons destinés à cette audience)"),
+                                    validators=[Length(max=500)])
 
     def registry_fields(self) -> dict:
         """The form's values as arguments of :func:`idp.client.create` / :func:`idp.client.update`."""
@@ -99,6 +101,7 @@ class ClientForm(FlaskForm):
             "jwks": json.loads(self.jwks.data) if (self.jwks.data or "").strip() else None,
             "first_party": bool(self.first_party.data),
             "subject_type": self.subject_type.data or None,
+            "resource_audience": (self.resource_audience.data or "").strip() or None,
         }
 
     def fill_from(self, client: clients.Client) -> None:
@@ -111,3 +114,4 @@ class ClientForm(FlaskForm):
         self.jwks.data = json.dumps(client.jwks, indent=2) if client.jwks else ""
         self.first_party.data = client.first_party
         self.subject_type.data = client.subject_type
+        self.resource_audience.data = client.resource_audience or ""
