@@ -142,16 +142,6 @@ SIGNING_KEY_CACHE_SECONDS = 5
 # request). A client disabled or changed elsewhere (another worker or instance, the CLI) stops
 # working with its old settings within this delay; in the worker process that changed it, at once.
 CLIENT_CACHE_SECONDS = 5
-# Back-channel logout (seconds): per-request timeout, first retry delay (doubling, capped at an
-# hour), and how long a relying party that does not answer is retried before giving up.
-BACKCHANNEL_LOGOUT_TIMEOUT = 2
-BACKCHANNEL_LOGOUT_BACKOFF = 30
-BACKCHANNEL_LOGOUT_RETRY_FOR = 24 * 3600
-# Host names (exact, case-insensitive) whose back-channel logout URIs may resolve to internal
-# addresses: relying parties inside the operator's network. Every other client's URI must be
-# https on a public address (a client whose redirect URIs are all on loopback may use loopback);
-# checked at registration and at each delivery (idp/outbound_address.py).
-BACKCHANNEL_LOGOUT_INTERNAL_HOSTS = []
 # Names a self-registered client (RFC 7591) may take only with an admin's approval
 # (``idp clients approve``): compared without case, accents, spaces or punctuation, anywhere
 # in the name ("Agence e-Sante — DSP" matches "Agence eSanté").
@@ -160,17 +150,41 @@ PROTECTED_CLIENT_NAMES = ["Agence eSanté", "eSanté", "DSP officiel", "Dossier 
 
 # PKCE (RFC 7636) is required for every client unless turned off here; S256 only.
 PKCE_REQUIRED_FOR_ALL_CLIENTS = True
-# Pushed authorization requests (RFC 9126): a request_uri's lifetime until the browser brings it
-# (seconds), how long that browser may come back with it (login, one-time code, consent), and
-# whether every client must push (otherwise per client: require_pushed_authorization_requests).
-PAR_TTL = 90
-PAR_FLOW_TTL = 1800
-PAR_REQUIRED_FOR_ALL_CLIENTS = False
-# DPoP (RFC 9449): how far a proof's iat may be from now (seconds), how long a server nonce
-# lives, and whether proofs must carry one (§8; prevents proofs made in advance).
-DPOP_PROOF_MAX_AGE = 60
-DPOP_NONCE_LIFETIME = 300
-DPOP_NONCE_REQUIRED = False
+# Optional protocol features (``idp/oauth/``), as node-oidc-provider's ``features``: each is
+# ``{"enabled": ..., options}``. Turning one off (``"enabled": False``) removes its endpoint, grant
+# or extension and its discovery metadata; the others keep working. A settings file or a test
+# names only what it changes (``FEATURES = {"dpop": {"nonce_required": True}}``): the rest keeps
+# these defaults. As a variable: ``IDP_FEATURES__dpop__enabled=false``.
+FEATURES = {
+    # Pushed authorization requests (RFC 9126), endpoint /par. "ttl": seconds a request_uri waits
+    # for the browser; "flow_ttl": seconds that browser may come back with it (login, one-time
+    # code, consent); "required_for_all_clients": every client must push (otherwise per client:
+    # require_pushed_authorization_requests). Off: /par is gone and /authorize refuses request_uri.
+    "par": {"enabled": True, "ttl": 90, "flow_ttl": 1800, "required_for_all_clients": False},
+    # DPoP (RFC 9449): tokens and codes bound to a key the client holds. "proof_max_age": seconds
+    # a proof's iat may be from now; "nonce_lifetime": seconds a server nonce lives;
+    # "nonce_required": proofs must carry one (§8; prevents proofs made in advance). Off: DPoP
+    # headers are ignored at /token and /par and every new token is a Bearer token; tokens bound
+    # before still need their proof.
+    "dpop": {"enabled": True, "proof_max_age": 60, "nonce_lifetime": 300, "nonce_required": False},
+    # Token exchange (RFC 8693): an assistant's token becomes one for a patient they assist.
+    "token_exchange": {"enabled": True},
+    # OpenID Connect Back-Channel Logout 1.0: logout tokens POSTed to the clients' registered
+    # backchannel_logout_uri. "timeout": seconds per delivery; "backoff": first retry delay
+    # (doubling, capped at an hour); "retry_for": seconds a relying party that does not answer is
+    # retried before giving up; "internal_hosts": host names (exact, case-insensitive) whose URI may
+    # resolve to internal addresses, for relying parties inside the operator's network (every other
+    # URI must be https on a public address, or loopback for a client whose redirect URIs are all on
+    # loopback; checked at registration and at each delivery, idp/outbound_address.py). Off:
+    # nothing is queued or sent.
+    "backchannel_logout": {"enabled": True, "timeout": 2, "backoff": 30, "retry_for": 24 * 3600, "internal_hosts": []},
+    # Dynamic client registration and management (RFC 7591, RFC 7592), endpoint /register.
+    "dynamic_registration": {"enabled": True},
+    # Token introspection for resource servers (RFC 7662), endpoint /introspect.
+    "introspection": {"enabled": True},
+    # The client credentials grant (RFC 6749 §4.4): machine clients' tokens for themselves.
+    "client_credentials": {"enabled": True},
+}
 
 # Languages of the pages; the first is the default.
 LANGUAGES = ["fr", "de", "en"]

@@ -27,17 +27,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import known_device, sso_session
     from .admin import blueprint as admin_blueprint
     from .api import blueprint as api_blueprint
-    from .federation import blueprint as federation_blueprint
+    from . import federation
     from .flows import assistants, trail  # noqa: F401  (their routes join the flows blueprint)
     from .flows import blueprint as flows_blueprint
-    from .oauth import blueprint as oauth_blueprint, server
+    from . import errors, oauth
 
-    server.init_app(app)
-    app.register_blueprint(oauth_blueprint)
+    errors.init_app(app)
+    oauth.init_app(app)
     app.register_blueprint(flows_blueprint)
     app.register_blueprint(api_blueprint)
     app.register_blueprint(admin_blueprint, url_prefix="/admin")
-    app.register_blueprint(federation_blueprint)
+    federation.init_app(app)
     from .flows import dev_outbox
 
     dev_outbox.init_app(app)

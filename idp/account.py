@@ -78,10 +78,6 @@ class Account(db.Model):
         return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-class AccountNotFound(Exception):
-    pass
-
-
 def get(account_id: int) -> Account | None:
     return db.session.get(Account, account_id)
 
@@ -93,10 +89,6 @@ _BY_MATRICULE = select(Account).where(Account.matricule == bindparam("matricule"
 
 def find_by_matricule(text: str) -> Account | None:
     return db.session.scalar(_BY_MATRICULE, {"matricule": matricule_rules.normalize(text)})
-
-
-def find_by_subject(subject: str) -> Account | None:
-    return db.session.scalar(select(Account).where(Account.subject == subject))
 
 
 def mark_channel_verified(account: Account, channel: str) -> None:

@@ -16,7 +16,7 @@ from .extensions import db
 def disable(account: accounts.Account, actor: str, reason: str) -> dict:
     account.status = accounts.AccountStatus.DISABLED.value
     sessions = sso_session.end_all(account.id)
-    revoked = tokens.revoke_where((tokens.Token.account_id == account.id) | (tokens.Token.actor_account_id == account.id))
+    revoked = tokens.revoke_for_account(account.id)
     audit.record(audit.Event.ACCOUNT_DISABLED, account_id=account.id, actor=actor, reason=reason, sessions_ended=sessions,
                  tokens_revoked=revoked)
     return {"status": account.status, "sessions_ended": sessions, "tokens_revoked": revoked}

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, activation_letter, audit, cgu_acceptance, clock, credential, one_time_code
@@ -51,10 +51,6 @@ class WizardExpired(WizardError):
 
 class StepNotReached(WizardError):
     """A later step was posted before the earlier ones were done."""
-
-
-class PasswordsDiffer(WizardError):
-    pass
 
 
 class InvalidDestination(WizardError):
@@ -211,3 +207,14 @@ def complete(wizard: ActivationWizard) -> accounts.Account:
     wizard.completed_at = now
     audit.record(audit.Event.ACCOUNT_ACTIVATED, account_id=account.id, via="letter", cgu_version=wizard.cgu_version)
     return account
+
+
+# A wizard past its lifetime still answers "expired" (rather than "unknown") that long.
+WIZARD_KEPT_FOR = timedelta(days=1)
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: wizards expired longer than :data:`WIZARD_KEPT_FOR` ago."""
+    deleted = db.session.execute(delete(ActivationWizard).where(ActivationWizard.expires_at <= now - WIZARD_KEPT_FOR),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"activation_wizard": deleted or 0}

@@ -59,7 +59,6 @@ class Event(str, enum.Enum):
     CLIENT_DELETED = "client:deleted"
     CLIENT_SECRET_ROTATED = "client:secret_rotated"
     CLIENT_APPROVED = "client:approved"
-    CLIENT_REGISTERED = "client:registered"
     INITIAL_ACCESS_TOKEN_ISSUED = "client:initial_access_token_issued"
     PATIENTS_IMPORTED = "registry:patients_imported"
     LETTER_ISSUED = "letter:issued"

@@ -6,7 +6,7 @@ When a session ends (logout, "log out elsewhere", password reset), every client 
 tokens in it and registered a ``backchannel_logout_uri`` gets a logout token. The deliveries are
 written in the same transaction that ends the session, so none is lost; they are sent right after
 the commit and retried with backoff while the relying party is down (``idp logout deliver``,
-``--loop`` for a worker), until ``BACKCHANNEL_LOGOUT_RETRY_FOR`` runs out.
+``--loop`` for a worker), until ``FEATURES["backchannel_logout"]["retry_for"]`` runs out.
 """
 
 import secrets
@@ -18,12 +18,13 @@ import requests
 from flask import current_app, g
 from flask.cli import AppGroup
 from joserfc import jwt
-from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy import DateTime, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, client as clients, clock, outbound_address, signing_key, token as tokens
 from .cli_output import emit
 from .extensions import db
+from .subject import session_id_for, subject_for
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
@@ -46,19 +47,20 @@ class LogoutDelivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+def _options() -> dict:
+    """``FEATURES["backchannel_logout"]`` (``config/default.py``)."""
+    return current_app.config["FEATURES"]["backchannel_logout"]
+
+
 def logout_uri(client: clients.Client) -> str | None:
     return (client.extra_metadata or {}).get("backchannel_logout_uri")
 
 
 def enqueue(session_ids: list[str]) -> None:
     """Queue a delivery per (ended session, client with a back-channel URI that got tokens in it)."""
-    if not session_ids:
+    if not session_ids or not _options()["enabled"]:
         return
-    pairs = db.session.execute(
-        select(tokens.Token.sso_session_id, tokens.Token.client_id, tokens.Token.account_id)
-        .where(tokens.Token.sso_session_id.in_(session_ids), tokens.Token.account_id.is_not(None))
-        .distinct()
-    ).all()
+    pairs = tokens.patients_clients_of_sessions(session_ids)
     now = clock.now()
     queued = g.setdefault("logout_deliveries", [])
     for session_id, client_id, account_id in pairs:
@@ -89,8 +91,8 @@ def logout_token(client: clients.Client, account: accounts.Account, sso_session_
         "exp": now + LOGOUT_TOKEN_TTL,
         "jti": secrets.token_urlsafe(16),
         "events": {EVENT: {}},
-        "sub": tokens.subject_for(account, client),
-        "sid": tokens.session_id_for(sso_session_id, client),
+        "sub": subject_for(account, client),
+        "sid": session_id_for(sso_session_id, client),
     }
     return jwt.encode({"typ": "logout+jwt", "alg": alg, "kid": kid}, claims, key)
 
@@ -109,7 +111,7 @@ def _send(delivery: LogoutDelivery) -> str | None:
     try:
         # §2.8: the RP answers itself; a redirect is not a delivery (post_form follows none).
         response = outbound_address.post_form(destination, {"logout_token": logout_token(client, account, delivery.sso_session_id)},
-                                              timeout=current_app.config["BACKCHANNEL_LOGOUT_TIMEOUT"])
+                                              timeout=_options()["timeout"])
     except requests.RequestException as error:
         return type(error).__name__
     return None if response.status_code in (200, 204) else f"HTTP {response.status_code}"
@@ -132,20 +134,19 @@ def deliver_due(limit: int = 100) -> dict[str, int]:
 
 def _attempt(delivery: LogoutDelivery) -> str:
     """Send one delivery and record the outcome: "delivered", "failed" (retried later) or "abandoned"."""
-    config = current_app.config
     error = _send(delivery)
     delivery.attempts += 1
     if error is None:
         delivery.delivered_at = clock.now()
         audit.record(audit.Event.BACKCHANNEL_LOGOUT_DELIVERED, account_id=delivery.account_id, client_id=delivery.client_id)
         outcome = "delivered"
-    elif clock.now() - delivery.created_at >= timedelta(seconds=config["BACKCHANNEL_LOGOUT_RETRY_FOR"]):
+    elif clock.now() - delivery.created_at >= timedelta(seconds=_options()["retry_for"]):
         delivery.abandoned_at, delivery.last_error = clock.now(), error
         audit.record(audit.Event.BACKCHANNEL_LOGOUT_ABANDONED, account_id=delivery.account_id, client_id=delivery.client_id,
                      error=error, attempts=delivery.attempts)
         outcome = "abandoned"
     else:
-        backoff = min(config["BACKCHANNEL_LOGOUT_BACKOFF"] * 2 ** (delivery.attempts - 1), 3600)
+        backoff = min(_options()["backoff"] * 2 ** (delivery.attempts - 1), 3600)
         delivery.next_attempt_at, delivery.last_error = clock.now() + timedelta(seconds=backoff), error
         outcome = "failed"
     db.session.commit()
@@ -166,3 +167,13 @@ def deliver_command(loop: bool, interval: int, as_json: bool) -> None:
         if not loop:
             return
         time.sleep(interval)
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: delivered or abandoned deliveries, after ``HOUSEKEEPING_LOGOUT_DELIVERY_RETENTION``
+    (a window for troubleshooting a relying party); pending ones are the queue ``idp logout deliver``
+    still works on."""
+    cutoff = now - timedelta(seconds=current_app.config["HOUSEKEEPING_LOGOUT_DELIVERY_RETENTION"])
+    deleted = db.session.execute(delete(LogoutDelivery).where(or_(LogoutDelivery.delivered_at <= cutoff, LogoutDelivery.abandoned_at <= cutoff)),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"logout_delivery": deleted or 0}

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from flask import current_app
 from passlib.hash import argon2
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -200,3 +200,14 @@ def verify_password(account: Account, password: str) -> None:
     credential.locked_until = None
     if current.needs_update(credential.password_hash):
         credential.password_hash = current.hash(password)
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: wrong passwords for matricules without an account, rows whose lockout ended more
+    than ``HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION`` ago. A real account keeps its backoff until a right
+    password, so the window is long: the backoff of a made-up matricule starting over must not tell
+    it from a dormant real one. Rows never locked carry no time and stay."""
+    cutoff = now - timedelta(seconds=current_app.config["HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION"])
+    deleted = db.session.execute(delete(UnknownLoginThrottle).where(UnknownLoginThrottle.locked_until <= cutoff),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"unknown_login_throttle": deleted or 0}

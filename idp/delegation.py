@@ -12,13 +12,15 @@ import secrets
 from datetime import date, datetime, timedelta
 
 import click
+from blinker import Namespace
 from flask import current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale, gettext as _
 from sqlalchemy import Date, DateTime, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import account as accounts, audit, clock, matricule as matricule_rules, messaging, token as tokens
+from . import account as accounts, audit, clock, matricule as matricule_rules, messaging
+from .subject import subject_for
 from .account import Account
 from .cli_output import emit
 from .client import Client
@@ -66,10 +68,6 @@ class DelegationError(Exception):
 
 class InvalidDelegation(DelegationError):
     pass
-
-
-class AssistantNotFound(DelegationError):
-    code = "not_found"
 
 
 class DelegationExists(DelegationError):
@@ -166,6 +164,12 @@ def grant(owner: Account, assistant: Account, *, created_by: Account, type: str 
     return found
 
 
+# Sent when a delegation ends (revoked, expired, the patient came of age): the token module
+# revokes what was issued under it and answers how many, for the audit event. A signal, so that
+# this module, which the token module asks whether a delegation is in force, needs none of it.
+ended = Namespace().signal("delegation-ended")
+
+
 def revoke(found: Delegation, *, by: Account, client_id: str | None = None) -> int:
     """End the delegation now; every token issued under it stops working at once."""
     if not may_manage(found.owner, by):
@@ -176,7 +180,7 @@ def revoke(found: Delegation, *, by: Account, client_id: str | None = None) -> i
 def _end(found: Delegation, reason: str, event: audit.Event, client_id: str | None = None) -> int:
     found.revoked_at = clock.now()
     found.revoked_by = reason
-    revoked = tokens.revoke_for_delegation(found.id)
+    revoked = sum(result for _, result in ended.send(found))
     audit.record(event, account_id=found.owner_id, client_id=client_id, actor=reason, delegation_id=found.id,
                  assistant_id=found.assistant_id, revoked_tokens=revoked)
     return revoked
@@ -245,14 +249,14 @@ def ever_on_record(owner: Account) -> list[Delegation]:
 def find_for_subject(assistant: Account, client: Client, requested_subject: str) -> Delegation | None:
     """The delegation in force letting ``assistant`` act for the patient ``client`` knows as ``requested_subject``."""
     for found in for_assistant(assistant):
-        if tokens.subject_for(found.owner, client) == requested_subject:
+        if subject_for(found.owner, client) == requested_subject:
             return found
     return None
 
 
 def assisted_patients(assistant: Account, client: Client) -> list[dict]:
     """The ``assisted_patients`` claim: each patient's ``sub`` as ``client`` sees it, and their name."""
-    return [{"sub": tokens.subject_for(d.owner, client), "name": d.owner.display_name} for d in for_assistant(assistant)]
+    return [{"sub": subject_for(d.owner, client), "name": d.owner.display_name} for d in for_assistant(assistant)]
 
 
 def may_act(owner: Account, client: Client) -> dict | list[dict] | None:
@@ -261,7 +265,7 @@ def may_act(owner: Account, client: Client) -> dict | list[dict] | None:
     One assistant: the RFC's object ``{"sub": ...}``. Several: a list of such objects, since
     the RFC's single object cannot name more than one party. ``sub`` is as ``client`` sees it.
     """
-    parties = [{"sub": tokens.subject_for(d.assistant, client)} for d in for_owner(owner)]
+    parties = [{"sub": subject_for(d.assistant, client)} for d in for_owner(owner)]
     if not parties:
         return None
     return parties[0] if len(parties) == 1 else parties
@@ -274,8 +278,8 @@ def view(found: Delegation, client: Client) -> dict:
         "id": found.id,
         "type": found.type,
         "role": found.role,
-        "owner": {"sub": tokens.subject_for(owner, client), "display_name": masked_name(owner)},
-        "assistant": {"sub": tokens.subject_for(assistant, client), "display_name": masked_name(assistant)},
+        "owner": {"sub": subject_for(owner, client), "display_name": masked_name(owner)},
+        "assistant": {"sub": subject_for(assistant, client), "display_name": masked_name(assistant)},
         "created_at": found.created_at.replace(microsecond=0).isoformat() + "Z",
         "valid_until": found.valid_until.isoformat() if found.valid_until else None,
     }

@@ -2,6 +2,8 @@
 
 import time
 
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector as AuthlibResourceProtector
+from flask import request as http_request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -27,6 +29,32 @@ csrf = CSRFProtect()
 # ``swallow_errors``, which would let every request through unlimited. Per-instance counting is
 # weaker than shared counting but still bounds guessing, and logins keep working.
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
+
+
+
+
+class ResourceProtector(AuthlibResourceProtector):
+    """Authlib's, with what RFC 6750 adds: a token in a form body (§2.2), and a request without
+    credentials it knows (none, or another scheme) answered by the ``bearer`` validator (no
+    error code in its challenge, §3.1).
+    Errors are raised as they are, for the app's one OAuth error renderer (``idp.oauth.errors``)."""
+
+    def parse_request_authorization(self, request):
+        scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme:
+            known = scheme.lower() in self._token_validators
+            return self.get_token_validator("bearer" if not known else scheme), value if known else None
+        is_form = http_request.method == "POST" and http_request.mimetype == "application/x-www-form-urlencoded"
+        return self.get_token_validator("bearer"), http_request.form.get("access_token") if is_form else None
+
+    def raise_error_response(self, error):
+        raise error
+
+
+# The OAuth 2.0 authorization server and the resource protector of userinfo and the JSON API;
+# ``idp.oauth.init_app`` registers their grants, endpoints and token validators.
+authorization = AuthorizationServer()
+require_oauth = ResourceProtector()
 
 
 def retry_after() -> str:

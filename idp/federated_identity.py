@@ -139,7 +139,7 @@ def _token_key(token: str) -> str:
 
 def keep_arrival(upstream: str, details: dict) -> str:
     """Store an answer; returns the token the browser needs to take it."""
-    purge_expired_arrivals()
+    purge_expired(clock.now())
     token = secrets.token_urlsafe(32)
     now = clock.now()
     db.session.add(PendingArrival(id=_token_key(token), upstream=upstream, details=details, created_at=now, expires_at=now + ARRIVAL_TTL))
@@ -160,5 +160,14 @@ def take_arrival(token: str | None) -> PendingArrival | None:
     return arrival if taken == 1 else None
 
 
-def purge_expired_arrivals() -> int:
-    return db.session.execute(delete(PendingArrival).where(PendingArrival.expires_at <= clock.now())).rowcount or 0
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: pending arrivals live 15 minutes (their upstream logins go with their SSO
+    session, :func:`forget_logins_of_sessions`)."""
+    deleted = db.session.execute(delete(PendingArrival).where(PendingArrival.expires_at <= now), execution_options={"synchronize_session": False}).rowcount
+    return {"federated_arrival": deleted or 0}
+
+
+def forget_logins_of_sessions(sso_session_ids) -> int:
+    """The upstream logins (MyGuichet, LuxTrust) of SSO sessions that are going away."""
+    return db.session.execute(delete(FederatedLogin).where(FederatedLogin.sso_session_id.in_(sso_session_ids)),
+                              execution_options={"synchronize_session": False}).rowcount or 0

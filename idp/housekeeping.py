@@ -12,130 +12,38 @@ tokens (issued by hand, few), signing keys (``idp keys rotate``) and the outbox;
 old they are.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import Delete, delete, exists, or_, select
-from sqlalchemy.orm import aliased
 
-from . import audit, clock
-from .activation import ActivationWizard
-from .backchannel_logout import LogoutDelivery
+from . import (activation, audit, backchannel_logout, clock, credential, federated_identity, known_device, one_time_code,
+               pushed_request, replay_cache, sso_session, token)
 from .cli_output import emit
-from .credential import UnknownLoginThrottle
 from .extensions import db
-from .federated_identity import FederatedLogin, PendingArrival
-from .known_device import COOKIE_MAX_AGE, KnownDevice
-from .one_time_code import OneTimeCode
-from .pushed_request import PushedRequest
-from .replay_cache import SeenValue
-from .sso_session import SsoSession
-from .token import AuthorizationCode, Token
 
-# ``one_time_code`` counts a patient's wrong codes over the last 24 hours, all challenges
-# together (NIST SP 800-63B §5.2.2): a challenge is kept twice that long so the budget holds.
-ONE_TIME_CODE_KEPT_FOR = timedelta(days=2)
-# An activation wizard past its lifetime still answers "expired" (rather than "unknown") that long.
-ACTIVATION_WIZARD_KEPT_FOR = timedelta(days=1)
-
-
-def _seconds(name: str) -> timedelta:
-    return timedelta(seconds=current_app.config[name])
-
-
-def _count(statement: Delete) -> int:
-    return db.session.execute(statement, execution_options={"synchronize_session": False}).rowcount or 0
+# Each domain module owns the rule for its rows (``purge_expired(now)``, which says what it keeps
+# and why); here they only run in turn, in this order: tokens go before the SSO sessions they name.
+PURGES = (
+    pushed_request.purge_expired,
+    backchannel_logout.purge_expired,
+    credential.purge_expired,
+    replay_cache.purge_expired,
+    federated_identity.purge_expired,
+    one_time_code.purge_expired,
+    activation.purge_expired,
+    token.purge_expired,
+    sso_session.purge_expired,
+    known_device.purge_expired,
+)
 
 
 def purge_expired(now: datetime | None = None) -> dict[str, int]:
     """Delete what is past use; returns the number of rows deleted per table. The caller commits."""
     now = now or clock.now()
-    config = current_app.config
     counts: dict[str, int] = {}
-
-    # RFC 9126: a request_uri is taken by a browser before ``expires_at`` and that browser may come
-    # back with it for PAR_FLOW_TTL more; once spent (a code was issued) it is refused anyway.
-    counts["pushed_request"] = _count(delete(PushedRequest).where(or_(
-        PushedRequest.spent_at.is_not(None),
-        PushedRequest.expires_at <= now - _seconds("PAR_FLOW_TTL"),
-    )))
-
-    # Back-channel logout: delivered or abandoned ones, after a window for troubleshooting a
-    # relying party; pending ones (neither) are the queue ``idp logout deliver`` still works on.
-    delivery_cutoff = now - _seconds("HOUSEKEEPING_LOGOUT_DELIVERY_RETENTION")
-    counts["logout_delivery"] = _count(delete(LogoutDelivery).where(or_(
-        LogoutDelivery.delivered_at <= delivery_cutoff,
-        LogoutDelivery.abandoned_at <= delivery_cutoff,
-    )))
-
-    # Wrong passwords for matricules without an account: rows whose lockout ended more than the
-    # window ago. A real account keeps its backoff until a right password, so the window is long:
-    # the backoff of a made-up matricule starting over must not tell it from a dormant real one.
-    counts["unknown_login_throttle"] = _count(delete(UnknownLoginThrottle).where(
-        UnknownLoginThrottle.locked_until <= now - _seconds("HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION"),
-    ))
-
-    # Replay caches (DPoP proof, client assertion and SAML assertion ids): ``first_use`` already
-    # treats an expired value as unseen. Pending federated arrivals live 15 minutes.
-    counts["seen_value"] = _count(delete(SeenValue).where(SeenValue.expires_at <= now))
-    counts["federated_arrival"] = _count(delete(PendingArrival).where(PendingArrival.expires_at <= now))
-
-    counts["one_time_code"] = _count(delete(OneTimeCode).where(
-        OneTimeCode.created_at <= now - ONE_TIME_CODE_KEPT_FOR,
-        or_(OneTimeCode.expires_at.is_(None), OneTimeCode.expires_at <= now),
-    ))
-    counts["activation_wizard"] = _count(delete(ActivationWizard).where(
-        ActivationWizard.expires_at <= now - ACTIVATION_WIZARD_KEPT_FOR,
-    ))
-
-    # Tokens: a row goes only when everything it could still do is over: its access token has
-    # expired and so has its refresh-token family (a rotated or revoked refresh token of a live
-    # family must still be found, so that its reuse revokes the family, RFC 9700 §4.14.2), plus
-    # the retention window. Never sooner than SSO_ABSOLUTE_TIMEOUT: ending a session finds the
-    # clients to tell by back-channel logout through these rows.
-    token_retention = max(_seconds("HOUSEKEEPING_TOKEN_RETENTION"), _seconds("SSO_ABSOLUTE_TIMEOUT"))
-    token_cutoff = now - token_retention
-    counts["token"] = _count(delete(Token).where(
-        Token.access_expires_at <= token_cutoff,
-        or_(Token.family_expires_at.is_(None), Token.family_expires_at <= token_cutoff),
-        or_(Token.refresh_expires_at.is_(None), Token.refresh_expires_at <= token_cutoff),
-    ))
-    # Authorization codes: a second use revokes the tokens the first one got (RFC 6749 §4.1.2),
-    # and ``nonce_was_used`` refuses a nonce seen in them; so a code stays as long as a token from
-    # it may live: the longest token lifetime after the code expired, plus the window.
-    longest_token = timedelta(seconds=max(config["REFRESH_TOKEN_ABSOLUTE_TTL"], config["ACCESS_TOKEN_TTL"]))
-    counts["authorization_code"] = _count(delete(AuthorizationCode).where(
-        AuthorizationCode.expires_at <= now - longest_token - token_retention,
-    ))
-
-    # SSO sessions ended (or timed out) longer than the window ago, once no token row names them
-    # any more: a password reset still ends a timed-out session and tells the clients that got
-    # tokens in it. Their upstream logins (MyGuichet, LuxTrust) go with them.
-    session_cutoff = now - _seconds("HOUSEKEEPING_SSO_SESSION_RETENTION")
-    session_done = (
-        or_(
-            SsoSession.ended_at <= session_cutoff,
-            SsoSession.last_seen_at <= session_cutoff - _seconds("SSO_IDLE_TIMEOUT"),
-            SsoSession.created_at <= session_cutoff - _seconds("SSO_ABSOLUTE_TIMEOUT"),
-        ),
-        ~exists().where(Token.sso_session_id == SsoSession.id),
-    )
-    counts["federated_login"] = _count(delete(FederatedLogin).where(
-        FederatedLogin.sso_session_id.in_(select(SsoSession.id).where(*session_done)),
-    ))
-    counts["sso_session"] = _count(delete(SsoSession).where(*session_done))
-
-    # Browsers not seen for longer than their device cookie can live cannot come back with it.
-    # An account's most recent device stays, so that the next login from a new browser is still
-    # announced (the first device of an account is not).
-    newer = aliased(KnownDevice)
-    counts["known_device"] = _count(delete(KnownDevice).where(
-        KnownDevice.last_seen_at <= now - timedelta(seconds=COOKIE_MAX_AGE),
-        exists().where(newer.account_id == KnownDevice.account_id, newer.last_seen_at > KnownDevice.last_seen_at),
-    ))
-
+    for purge in PURGES:
+        counts.update(purge(now))
     audit.record(audit.Event.HOUSEKEEPING_PURGED, actor="housekeeping", deleted=counts)
     return counts
 

@@ -9,12 +9,12 @@ is the patient activating or logging in for the first time.
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app, g, request
 from flask_babel import format_datetime, gettext as _
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, bindparam, exists, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, bindparam, delete, exists, select, update
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from . import account as accounts, audit, clock, messaging
 from .extensions import db
@@ -92,3 +92,15 @@ def write_cookie(response):
         response.set_cookie(COOKIE_NAME, raw, max_age=COOKIE_MAX_AGE, secure=current_app.config["SESSION_COOKIE_SECURE"],
                             httponly=True, samesite="Lax", path="/")
     return response
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: browsers not seen for longer than their device cookie can live cannot come
+    back with it. An account's most recent device stays, so that the next login from a new
+    browser is still announced (the first device of an account is not)."""
+    newer = aliased(KnownDevice)
+    deleted = db.session.execute(delete(KnownDevice).where(
+        KnownDevice.last_seen_at <= now - timedelta(seconds=COOKIE_MAX_AGE),
+        exists().where(newer.account_id == KnownDevice.account_id, newer.last_seen_at > KnownDevice.last_seen_at),
+    ), execution_options={"synchronize_session": False}).rowcount
+    return {"known_device": deleted or 0}

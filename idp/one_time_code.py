@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import DateTime, ForeignKey, Integer, String, bindparam, func, select
+from sqlalchemy import DateTime, ForeignKey, Integer, String, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, messaging
@@ -43,10 +43,6 @@ class OneTimeCode(db.Model):
 
 class OneTimeCodeError(Exception):
     pass
-
-
-class OneTimeCodeUnknown(OneTimeCodeError):
-    """No such challenge (or it belongs to someone else)."""
 
 
 class OneTimeCodeExpired(OneTimeCodeError):
@@ -192,3 +188,16 @@ def verify(challenge: OneTimeCode, code: str) -> None:
             raise OneTimeCodeExhausted()
         raise OneTimeCodeWrong(left)
     challenge.consumed_at = clock.now()
+
+
+# A patient's wrong codes are counted over the last 24 hours, all challenges together (NIST SP
+# 800-63B §5.2.2): a challenge is kept twice that long so the budget holds.
+KEPT_FOR = timedelta(days=2)
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: challenges past use and older than :data:`KEPT_FOR`."""
+    deleted = db.session.execute(delete(OneTimeCode).where(OneTimeCode.created_at <= now - KEPT_FOR,
+                                                           or_(OneTimeCode.expires_at.is_(None), OneTimeCode.expires_at <= now)),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"one_time_code": deleted or 0}

@@ -9,8 +9,8 @@ connect to the address checked). The rule:
 - a client whose redirect URIs are all on loopback (development) may name a loopback URL, http or
   https;
 - any other client names an ``https`` URL whose host resolves only to public addresses;
-- hosts an admin lists in ``BACKCHANNEL_LOGOUT_INTERNAL_HOSTS`` may resolve to internal
-  addresses (an RP inside the operator's network); they still need ``https``.
+- hosts an admin lists in ``FEATURES["backchannel_logout"]["internal_hosts"]`` may resolve to
+  internal addresses (an RP inside the operator's network); they still need ``https``.
 
 The rule is checked at registration and again at each delivery, on the addresses the name
 resolves to then, and the connection goes to the address just checked (a second lookup by the
@@ -91,7 +91,7 @@ def all_loopback(redirect_uris: list[str]) -> bool:
 
 
 def _internal_hosts() -> set[str]:
-    return {host.lower() for host in current_app.config.get("BACKCHANNEL_LOGOUT_INTERNAL_HOSTS") or []}
+    return {host.lower() for host in current_app.config["FEATURES"]["backchannel_logout"]["internal_hosts"]}
 
 
 def check(url: str, redirect_uris: list[str]) -> Destination:

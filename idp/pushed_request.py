@@ -3,9 +3,9 @@
 https://www.rfc-editor.org/rfc/rfc9126
 
 The client gets a ``request_uri`` (``urn:ietf:params:oauth:request_uri:`` + 32 random bytes, only
-its hash stored) valid for ``PAR_TTL`` seconds until the browser brings it to /authorize. That
+its hash stored) valid for ``FEATURES["par"]["ttl"]`` seconds until the browser brings it to /authorize. That
 first use binds it to the browser's flow cookie: the same browser may come back with it (after
-the login page, the one-time code, the consent page) for ``PAR_FLOW_TTL`` seconds, nobody else
+the login page, the one-time code, the consent page) for ``FEATURES["par"]["flow_ttl"]`` seconds, nobody else
 may (§4: one-time use, reloads allowed). Issuing the code spends it.
 """
 
@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import JSON, DateTime, Integer, String, select
+from sqlalchemy import JSON, DateTime, Integer, String, delete, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock
@@ -51,7 +51,7 @@ def is_reference(value: str | None) -> bool:
 
 def push(client_id: str, parameters: dict) -> tuple[str, int]:
     """Store a validated request; returns the ``request_uri`` and its lifetime in seconds."""
-    ttl = current_app.config["PAR_TTL"]
+    ttl = current_app.config["FEATURES"]["par"]["ttl"]
     reference = URN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
     db.session.add(PushedRequest(reference_hash=_digest(reference), client_id=client_id, parameters=dict(parameters),
@@ -69,7 +69,7 @@ def redeem(reference: str, client_id: str | None, binding: str) -> dict:
         if found.expires_at <= now:
             raise UnusableReference("request_uri has expired.")
         found.first_used_at, found.binding = now, _digest(binding)
-    elif found.binding != _digest(binding) or found.first_used_at + timedelta(seconds=current_app.config["PAR_FLOW_TTL"]) <= now:
+    elif found.binding != _digest(binding) or found.first_used_at + timedelta(seconds=current_app.config["FEATURES"]["par"]["flow_ttl"]) <= now:
         raise UnusableReference("request_uri was already used.")
     return dict(found.parameters)
 
@@ -78,3 +78,13 @@ def spend(reference: str) -> None:
     found = db.session.scalar(select(PushedRequest).where(PushedRequest.reference_hash == _digest(reference)))
     if found is not None:
         found.spent_at = clock.now()
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping (RFC 9126): a request_uri is taken by a browser before ``expires_at``, which may
+    come back with it for ``FEATURES["par"]["flow_ttl"]`` more; once spent (a code was issued) it
+    is refused anyway."""
+    flow = timedelta(seconds=current_app.config["FEATURES"]["par"]["flow_ttl"])
+    deleted = db.session.execute(delete(PushedRequest).where(or_(PushedRequest.spent_at.is_not(None), PushedRequest.expires_at <= now - flow)),
+                                 execution_options={"synchronize_session": False}).rowcount
+    return {"pushed_request": deleted or 0}

@@ -39,5 +39,7 @@ def first_use(namespace: str, value: str, expires_at: datetime) -> bool:
     return True
 
 
-def purge_expired() -> int:
-    return db.session.execute(delete(SeenValue).where(SeenValue.expires_at <= clock.now())).rowcount or 0
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: :func:`first_use` already treats an expired value as unseen."""
+    deleted = db.session.execute(delete(SeenValue).where(SeenValue.expires_at <= now), execution_options={"synchronize_session": False}).rowcount
+    return {"seen_value": deleted or 0}

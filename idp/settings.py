@@ -5,6 +5,7 @@ installed, read from the checkout otherwise). Settings that cannot work are refu
 start-up, not at the first login that needs them.
 """
 
+import copy
 import fcntl
 import ipaddress
 import json
@@ -58,6 +59,7 @@ def resource_path(name: str) -> Path:
 
 def load(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     app.config.from_pyfile(str(resource_path("config") / "default.py"))
+    default_features = copy.deepcopy(app.config["FEATURES"])
     if settings_file := os.environ.get(f"{ENVIRONMENT_PREFIX}_CONFIG"):
         app.config.from_pyfile(os.path.abspath(settings_file))
     text_settings = _TEXT_WITHOUT_DEFAULT | {key for key, value in app.config.items() if isinstance(value, str)}
@@ -65,8 +67,9 @@ def load(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     for key in text_settings:
         if (raw := os.environ.get(f"{ENVIRONMENT_PREFIX}_{key}")) is not None:
             app.config[key] = raw
+    app.config["FEATURES"] = _features(default_features, app.config["FEATURES"])
     if overrides:
-        app.config.update(overrides)
+        app.config.update({**overrides, "FEATURES": _features(app.config["FEATURES"], overrides.get("FEATURES", {}))})
     _validate(app.config)
     _derive(app)
 
@@ -87,9 +90,26 @@ def _validate(config: Mapping[str, Any]) -> None:
     for name in _RETENTION_SECONDS:
         if isinstance(config[name], bool) or not isinstance(config[name], int) or config[name] < 0:
             raise InvalidSettings(f"{name} must be a whole number of seconds, 0 or more")  # less would purge live rows
-    internal_hosts = config["BACKCHANNEL_LOGOUT_INTERNAL_HOSTS"]
+    internal_hosts = config["FEATURES"]["backchannel_logout"]["internal_hosts"]
     if not isinstance(internal_hosts, list) or not all(isinstance(host, str) and host for host in internal_hosts):
-        raise InvalidSettings("BACKCHANNEL_LOGOUT_INTERNAL_HOSTS must be a list of host names")
+        raise InvalidSettings("FEATURES['backchannel_logout']['internal_hosts'] must be a list of host names")
+
+
+def _features(defaults: dict[str, dict], given: Mapping[str, Any]) -> dict[str, dict]:
+    """Each feature's defaults, overlaid with what the settings name (they may name only a few)."""
+    if not isinstance(given, Mapping):
+        raise InvalidSettings("FEATURES must map feature names to their settings")
+    if unknown := set(given) - set(defaults):
+        raise InvalidSettings(f"FEATURES has no feature {', '.join(sorted(unknown))} (known: {', '.join(defaults)})")
+    merged = {}
+    for name, options in defaults.items():
+        chosen = given.get(name, {})
+        if not isinstance(chosen, Mapping) or (unknown := set(chosen) - set(options)):
+            raise InvalidSettings(f"FEATURES[{name!r}] takes {', '.join(options)}")
+        merged[name] = {**options, **chosen}
+        if not isinstance(merged[name]["enabled"], bool):
+            raise InvalidSettings(f"FEATURES[{name!r}]['enabled'] must be true or false")
+    return merged
 
 
 def _is_loopback(host: str) -> bool:

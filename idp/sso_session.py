@@ -11,10 +11,10 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import JSON, DateTime, ForeignKey, String, bindparam, select, update
+from sqlalchemy import JSON, DateTime, ForeignKey, String, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import account as accounts, audit, backchannel_logout, clock, known_device
+from . import account as accounts, audit, backchannel_logout, clock, federated_identity, known_device, token as tokens
 from .extensions import db
 
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -153,3 +153,22 @@ def write_cookie(response):
     else:
         response.delete_cookie(name, path="/", secure=config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
     return response
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping: sessions ended (or timed out) longer than ``HOUSEKEEPING_SSO_SESSION_RETENTION``
+    ago, once no token row names them any more (a password reset still ends a timed-out session
+    and tells the clients that got tokens in it); their upstream logins go with them."""
+    config = current_app.config
+    cutoff = now - timedelta(seconds=config["HOUSEKEEPING_SSO_SESSION_RETENTION"])
+    done = (
+        or_(
+            SsoSession.ended_at <= cutoff,
+            SsoSession.last_seen_at <= cutoff - timedelta(seconds=config["SSO_IDLE_TIMEOUT"]),
+            SsoSession.created_at <= cutoff - timedelta(seconds=config["SSO_ABSOLUTE_TIMEOUT"]),
+        ),
+        SsoSession.id.not_in(tokens.sessions_with_tokens()),
+    )
+    logins = federated_identity.forget_logins_of_sessions(select(SsoSession.id).where(*done))
+    deleted = db.session.execute(delete(SsoSession).where(*done), execution_options={"synchronize_session": False}).rowcount
+    return {"federated_login": logins, "sso_session": deleted or 0}

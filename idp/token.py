@@ -16,10 +16,11 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, func, or_, select, update
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock, delegation as delegations, dpop, signing_key
+from . import audit, clock, delegation as delegations, signing_key
+from .subject import session_id_for, subject_for
 from .account import Account
 from .client import Client
 from .extensions import db
@@ -41,7 +42,8 @@ class AuthorizationCode(db.Model):
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64))
     account_id: Mapped[int] = mapped_column(Integer, index=True)
-    redirect_uri: Mapped[str] = mapped_column(Text)
+    # Only when the authorization request carried one: /token then demands the same (RFC 6749 §4.1.3).
+    redirect_uri: Mapped[str | None] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text)
     nonce: Mapped[str | None] = mapped_column(String(255))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
@@ -56,9 +58,12 @@ class AuthorizationCode(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     # An assistant picked this patient under "Accéder aux autres dossiers patient".
     delegation_id: Mapped[str | None] = mapped_column(String(32))
+    # RFC 9449 §10: the code is redeemed only with a DPoP proof by the key with this thumbprint
+    # (``dpop_jkt`` of the request, or the key of a proof sent with the pushed request, §10.1).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     # Authlib's AuthorizationCodeMixin and the PKCE extension read these.
-    def get_redirect_uri(self) -> str:
+    def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
 
     def get_scope(self) -> str:
@@ -140,25 +145,13 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-# --- subjects -------------------------------------------------------------------------------
-
-
-def subject_for(account: Account, client: Client) -> str:
-    """``sub`` as ``client`` sees it: public, or pairwise per sector (OpenID Connect Core §8.1)."""
-    if client.subject_type == "public":
-        return account.subject
-    salt = current_app.config["PAIRWISE_SALT"]
-    raw = hashlib.sha256(f"{client.sector_identifier}|{account.subject}|{salt}".encode()).digest()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 # --- authorization codes -------------------------------------------------------------------
 
 
-def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str, scope: str,
+def save_authorization_code(code: str, *, client: Client, account: Account, redirect_uri: str | None, scope: str,
                             nonce: str | None, code_challenge: str | None, code_challenge_method: str | None,
                             claims_request: dict | None, context: AuthContext,
-                            delegation_id: str | None = None) -> AuthorizationCode:
+                            delegation_id: str | None = None, dpop_jkt: str | None = None) -> AuthorizationCode:
     now = clock.now()
     row = AuthorizationCode(
         code_hash=digest(code),
@@ -175,6 +168,7 @@ def save_authorization_code(code: str, *, client: Client, account: Account, redi
         amr=context.amr,
         sso_session_id=context.sso_session_id,
         delegation_id=delegation_id,
+        dpop_jkt=dpop_jkt,
         created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_TTL"]),
     )
@@ -206,7 +200,7 @@ def redeem_authorization_code(code: str, client: Client) -> AuthorizationCode | 
     if row is None:
         seen = db.session.get(AuthorizationCode, code_hash)
         if seen is not None and seen.client_id == client.client_id:  # used before: a replay
-            revoked = revoke_where(Token.code_hash == code_hash)
+            revoked = _revoke_where(Token.code_hash == code_hash)
             audit.record(audit.Event.AUTHORIZATION_CODE_REUSED, account_id=seen.account_id, client_id=client.client_id, revoked_tokens=revoked)
             db.session.commit()
         return None
@@ -234,21 +228,22 @@ def nonce_was_used(client_id: str, nonce: str) -> bool:
 def issue(client: Client, account: Account | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
           family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False,
           delegation: "delegations.Delegation | None" = None, audience: str | None = None,
-          actors: dict | None = None) -> tuple[dict, Token]:
+          actors: dict | None = None, dpop_jkt: str | None = None) -> tuple[dict, Token]:
     """Issue an access token (and a refresh token when asked) and record them.
 
     With ``delegation``, ``account`` is its owner and the token says who acts (RFC 8693 §4.1
     ``act``); the patient's own tokens name their assistants in ``may_act`` (§4.4). A caller
     that puts the same claims in an ID token passes them in ``actors`` (:func:`actor_claims`).
+    With ``dpop_jkt`` (the thumbprint of the key the request proved) the tokens are bound to that
+    key (RFC 9449 §6.1): ``cnf.jkt`` in the access token, token type ``DPoP``.
     """
     config = current_app.config
     now = clock.now()
     context = context or AuthContext()
     subject = subject_for(account, client) if account else client.client_id
     extra_claims = dict(actors) if actors is not None else actor_claims(account, client, delegation)
-    dpop.require_for(client)
-    if jkt := dpop.proven_key():
-        extra_claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
+    if dpop_jkt:
+        extra_claims["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
     jti = secrets.token_urlsafe(24)
     access_ttl = config["ACCESS_TOKEN_TTL"]
     row = Token(
@@ -268,14 +263,15 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         sso_session_id=context.sso_session_id,
         delegation_id=delegation.id if delegation else None,
         actor_account_id=delegation.assistant_id if delegation else None,
-        dpop_jkt=jkt,
+        dpop_jkt=dpop_jkt,
     )
     response = {
         "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context, extra_claims, audience),
-        "token_type": "DPoP" if jkt else "Bearer",
+        "token_type": "DPoP" if dpop_jkt else "Bearer",
         "expires_in": access_ttl,
-        "scope": scope,
     }
+    if scope:  # RFC 6749 §3.3: a scope is one or more scope-tokens; none granted, no member
+        response["scope"] = scope
     if include_refresh_token and account is not None:
         refresh_token = secrets.token_urlsafe(32)
         family_expires_at = family.family_expires_at if family else now + timedelta(seconds=config["REFRESH_TOKEN_ABSOLUTE_TTL"])
@@ -332,8 +328,9 @@ def encode_access_token(client: Client, subject: str, scope: str, jti: str, now:
         "iat": issued,
         "exp": issued + ttl,
         "jti": jti,
-        "scope": scope,
     }
+    if scope:  # RFC 9068 §2.2.3 refers to RFC 8693 §4.2: one or more scope-tokens, else no claim
+        claims["scope"] = scope
     if context.auth_time:
         claims["auth_time"] = clock.to_timestamp(context.auth_time)
     if context.acr:
@@ -378,11 +375,6 @@ def half_hash(value: str, alg: str) -> str:
     """``at_hash``: left half of the SHA-256 of the token, base64url (Core §3.1.3.6)."""
     digest_bytes = hashlib.sha256(value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest_bytes[: len(digest_bytes) // 2]).rstrip(b"=").decode()
-
-
-def session_id_for(sso_session_id: str, client: Client) -> str:
-    """``sid``: opaque per session and client, never the cookie value or its hash."""
-    return hashlib.sha256(f"{sso_session_id}|{client.client_id}".encode()).hexdigest()[:32]
 
 
 # --- reading and revoking ------------------------------------------------------------------
@@ -547,31 +539,50 @@ def connected_applications(account_id: int) -> list[ConnectedApplication]:
     return sorted(found.values(), key=lambda item: item.last_used_at, reverse=True)
 
 
+def patients_clients_of_sessions(sso_session_ids: list[str]) -> list[tuple[str, str, int]]:
+    """(session, client, patient) for each client that got a patient's token in these sessions:
+    whom to tell when they end (OpenID Connect Back-Channel Logout §2.7)."""
+    return [tuple(row) for row in db.session.execute(
+        select(Token.sso_session_id, Token.client_id, Token.account_id)
+        .where(Token.sso_session_id.in_(sso_session_ids), Token.account_id.is_not(None))
+        .distinct()
+    ).all()]
+
+
 def client_of_family_held_by(family_id: str, account_id: int) -> str | None:
     """The client of a token family the patient holds (:func:`connected_applications`), else None."""
     return db.session.scalar(select(Token.client_id).where(Token.family_id == family_id, _held_by(account_id)).limit(1))
 
 
-def revoke_where(condition) -> int:
+def _revoke_where(condition) -> int:
     return db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=clock.now())).rowcount or 0
 
 
 def revoke_family(family_id: str) -> int:
-    return revoke_where(Token.family_id == family_id)
+    """Every token of one authorization (RFC 7009 §2.1, RFC 9700 §4.14.2)."""
+    return _revoke_where(Token.family_id == family_id)
 
 
 def revoke_for_client(account_id: int, client_id: str) -> int:
     """Consent withdrawn: every token the client holds for the patient stops working."""
-    return revoke_where((Token.account_id == account_id) & (Token.client_id == client_id))
+    return _revoke_where((Token.account_id == account_id) & (Token.client_id == client_id))
 
 
-def revoke_for_session(sso_session_id: str) -> int:
-    return revoke_where(Token.sso_session_id == sso_session_id)
+def revoke_access_tokens_of_session(sso_session_id: str) -> int:
+    """Logout (RP-Initiated Logout §2): the session's access tokens end; refresh tokens, given
+    for access "hors connexion" (``offline_access``), outlive it."""
+    return _revoke_where((Token.sso_session_id == sso_session_id) & Token.refresh_token_hash.is_(None))
 
 
-def revoke_for_delegation(delegation_id: str) -> int:
+def revoke_for_account(account_id: int) -> int:
+    """A suspended account: its own tokens, and those it holds as an assistant for others."""
+    return _revoke_where((Token.account_id == account_id) | (Token.actor_account_id == account_id))
+
+
+@delegations.ended.connect
+def revoke_for_delegation(delegation: "delegations.Delegation") -> int:
     """A delegation ended: every token and refresh token issued under it stops working now."""
-    return revoke_where(Token.delegation_id == delegation_id)
+    return _revoke_where(Token.delegation_id == delegation.id)
 
 
 def introspect(value: str, hint: str | None = None) -> dict:
@@ -613,10 +624,11 @@ def _introspection(row: Token, expires_at: datetime) -> dict:
         "iss": current_app.config["ISSUER"],
         "client_id": row.client_id,
         "sub": row.subject,
-        "scope": row.scope,
         "iat": clock.to_timestamp(row.issued_at),
         "exp": clock.to_timestamp(expires_at),
     }
+    if row.scope:  # RFC 7662 §2.2, RFC 6749 §3.3: no empty scope
+        payload["scope"] = row.scope
     if row.auth_time:
         payload["auth_time"] = clock.to_timestamp(row.auth_time)
     if row.acr:
@@ -645,3 +657,30 @@ def bearer_token(value: str | None) -> str | None:
     kind, _, token_value = value.partition(" ")
     return token_value.strip() or None if kind.lower() == "bearer" else None
 
+
+def sessions_with_tokens():
+    """The SSO sessions some token row still names (a subquery): ending such a session must
+    still find the clients to tell by back-channel logout."""
+    return select(Token.sso_session_id).where(Token.sso_session_id.is_not(None))
+
+
+def purge_expired(now: datetime) -> dict[str, int]:
+    """Housekeeping. A token row goes only when everything it could still do is over: its access
+    token has expired and so has its refresh-token family (a rotated or revoked refresh token of a
+    live family must still be found, so that its reuse revokes the family, RFC 9700 §4.14.2), plus
+    ``HOUSEKEEPING_TOKEN_RETENTION``; never sooner than ``SSO_ABSOLUTE_TIMEOUT`` (ending a session
+    finds the clients to tell through these rows). A code stays as long as a token from it may
+    live, since its second use revokes them (RFC 6749 §4.1.2) and ``nonce_was_used`` reads it."""
+    config = current_app.config
+    retention = timedelta(seconds=max(config["HOUSEKEEPING_TOKEN_RETENTION"], config["SSO_ABSOLUTE_TIMEOUT"]))
+    cutoff = now - retention
+    options = {"synchronize_session": False}
+    tokens_deleted = db.session.execute(delete(Token).where(
+        Token.access_expires_at <= cutoff,
+        or_(Token.family_expires_at.is_(None), Token.family_expires_at <= cutoff),
+        or_(Token.refresh_expires_at.is_(None), Token.refresh_expires_at <= cutoff),
+    ), execution_options=options).rowcount
+    longest_token = timedelta(seconds=max(config["REFRESH_TOKEN_ABSOLUTE_TTL"], config["ACCESS_TOKEN_TTL"]))
+    codes_deleted = db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now - longest_token - retention),
+                                       execution_options=options).rowcount
+    return {"token": tokens_deleted or 0, "authorization_code": codes_deleted or 0}

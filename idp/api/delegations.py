@@ -2,19 +2,21 @@
 
 The record is the access token's ``sub``. Its owner manages its assistants; a token that
 carries ``act`` (an assistant acting for the patient) manages them only on a minor's record
-(guide, "Assistant DSP d'un enfant mineur"). Token errors follow RFC 6750 §3 (with
-``WWW-Authenticate``); every error body is ``{"error", "error_description"}``.
+(guide, "Assistant DSP d'un enfant mineur"). Every route takes a token with the ``delegations``
+scope through ``@require_oauth`` (token errors as RFC 6750 §3 and RFC 9449 §7.1 say, rendered by
+``idp.oauth.errors``); every error body is ``{"error", "error_description"}``.
 """
 
 import re
 from dataclasses import dataclass
 from datetime import date
 
+from authlib.integrations.flask_oauth2 import current_token
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from .. import account as accounts, client as clients, delegation as delegations, dpop, token as tokens
-from ..extensions import csrf, db, limiter, retry_after
+from .. import account as accounts, client as clients, delegation as delegations
+from ..extensions import csrf, db, limiter, require_oauth, retry_after
 from . import blueprint
 from .openapi import MATRICULE_PATTERN
 
@@ -51,16 +53,6 @@ def _no_store(response):
 def _api_error(error: ApiError):
     response = jsonify(error=error.error, error_description=error.description)
     response.status_code = error.status
-    realm = f'Bearer realm="{current_app.config["ISSUER"]}"'
-    if error.status == 401 and error.error == "invalid_request":
-        response.headers["WWW-Authenticate"] = realm  # no credentials at all: no error code (RFC 6750 §3.1)
-    elif error.error in ("invalid_token", "insufficient_scope"):
-        response.headers["WWW-Authenticate"] = f'{realm}, error="{error.error}", error_description="{error.description}"' + (
-            f', scope="{SCOPE}"' if error.error == "insufficient_scope" else "")
-    elif error.error in (dpop.InvalidProof.error, dpop.NonceRequired.error):  # RFC 9449 §7.1
-        response.headers["WWW-Authenticate"] = (f'DPoP realm="{current_app.config["ISSUER"]}", error="{error.error}", '
-                                                f'error_description="{error.description}", algs="{" ".join(dpop.SIGNING_ALGORITHMS)}"')
-        response.headers["DPoP-Nonce"] = dpop.current_nonce()
     return _no_store(response)
 
 
@@ -76,20 +68,10 @@ def _http_error(error: HTTPException):
 
 
 def _caller() -> Caller:
-    scheme, value = tokens.presented_token(request.headers.get("Authorization"))
-    if value is None:
-        raise ApiError(401, "invalid_request", "An access token is required (Authorization: Bearer).")
-    found = tokens.use_access_token(value)
-    row, record, client = (found.token, found.account, found.client) if found else (None, None, None)
-    if record is None or not record.is_active or client is None:
-        raise ApiError(401, "invalid_token", "The access token is invalid, expired or revoked.")
-    try:
-        dpop.check_presentation(row.dpop_jkt, scheme, value)  # a DPoP-bound token never works as a bare bearer token
-    except dpop.InvalidProof as error:
-        raise ApiError(401, error.error, error.description) from None
-    if SCOPE not in tokens.scopes(row):
-        raise ApiError(403, "insufficient_scope", "The access token lacks the delegations scope.")
-    actor = accounts.get(row.actor_account_id) if row.actor_account_id else record
+    """Who the token ``@require_oauth`` accepted speaks for: its record, the person acting, its client."""
+    access = current_token.use
+    record, client = access.account, access.client
+    actor = accounts.get(access.token.actor_account_id) if access.token.actor_account_id else record
     return Caller(record, actor, client)
 
 
@@ -118,6 +100,7 @@ def _lookup(caller: Caller, matricule: str) -> accounts.Account:
 
 
 @blueprint.get("/api/v1/delegations")
+@require_oauth(SCOPE)
 def list_delegations():
     caller = _caller()
     return _no_store(jsonify(delegations=[delegations.view(d, caller.client) for d in delegations.for_owner(caller.record)]))
@@ -125,6 +108,7 @@ def list_delegations():
 
 @blueprint.post("/api/v1/delegations/lookup")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_DELEGATION_LOOKUP"])
+@require_oauth(SCOPE)
 def lookup_assistant():
     caller = _caller()
     caller.require_manager()
@@ -134,6 +118,7 @@ def lookup_assistant():
 
 @blueprint.post("/api/v1/delegations")
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_DELEGATION_LOOKUP"])
+@require_oauth(SCOPE)
 def add_delegation():
     caller = _caller()
     caller.require_manager()
@@ -164,6 +149,7 @@ def add_delegation():
 
 
 @blueprint.delete("/api/v1/delegations/<delegation_id>")
+@require_oauth(SCOPE)
 def remove_delegation(delegation_id: str):
     caller = _caller()
     caller.require_manager()

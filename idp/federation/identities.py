@@ -6,8 +6,8 @@ from flask_babel import gettext as _
 
 from .. import federated_identity, national_id_consent
 from ..extensions import db
-from ..flows.account import login_required
-from . import blueprint, upstream as upstreams
+from ..page_guards import login_required
+from . import blueprint, connectors
 from .forms import ActionForm
 
 
@@ -15,7 +15,7 @@ from .forms import ActionForm
 @login_required
 def identities() -> ResponseReturnValue:
     linked = {identity.upstream: identity for identity in federated_identity.of_account(g.account.id)}
-    others = {name: settings for name, settings in upstreams.configured().items() if name != national_id_consent.UPSTREAM}
+    others = {name: settings for name, settings in connectors.configured().items() if name != national_id_consent.UPSTREAM}
     return render_template("federation/identities.html", account=g.account, linked=linked, others=others,
                            consent=national_id_consent.current(g.account.id), form=ActionForm())
 

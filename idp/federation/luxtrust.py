@@ -13,10 +13,10 @@ from flask import flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from .. import account as accounts, activation, audit, federated_identity, sso_session
+from .. import account as accounts, activation, assurance, audit, federated_identity, sso_session
 from ..extensions import db
-from ..flows.login import safe_next
-from . import blueprint, upstream as upstreams
+from ..page_guards import safe_next
+from . import blueprint, connectors, upstream as upstreams
 from .upstream import Upstream, UpstreamIdentity
 from .views import begin, error_page, get_upstream, log_in
 
@@ -24,6 +24,7 @@ STEP_UP_TRIED_KEY = "federation_step_up_tried"
 ACTIVATION_SESSION_KEY = "activation"  # the wizard id, as idp.flows.activation keeps it
 
 
+@upstreams.handles_arrivals(asserts_national_id=False)
 def arrive(connector: Upstream, identity: UpstreamIdentity, context: dict) -> ResponseReturnValue:
     if context.get("purpose") == "link":
         return _finish_link(connector, identity, context)
@@ -98,7 +99,7 @@ def step_up_response(account_id: int, required_acr: str, next_url: str) -> Respo
     if session.get(STEP_UP_TRIED_KEY) == _request_marker(next_url):
         session.pop(STEP_UP_TRIED_KEY, None)
         return None
-    for name, settings in upstreams.configured().items():
+    for name, settings in connectors.configured().items():
         if settings.get("step_up") and federated_identity.of_account(account_id, name):
             return redirect(url_for("federation.step_up", upstream=name, acr=required_acr, next=next_url), code=303)
     audit.record(audit.Event.STEP_UP_REFUSED, account_id=account_id, acr=required_acr, reason="no_means")
@@ -110,7 +111,7 @@ def step_up_response(account_id: int, required_acr: str, next_url: str) -> Respo
 def step_up(upstream: str) -> ResponseReturnValue:
     connector = get_upstream(upstream)
     current = sso_session.current()
-    required = upstreams.minimum_acr(request.args.get("acr"))
+    required = assurance.minimum_acr(request.args.get("acr"))
     next_url = safe_next(request.args.get("next"))
     if current is None:
         return redirect(url_for("flows.login", next=next_url), code=303)
@@ -129,7 +130,7 @@ def _finish_step_up(connector: Upstream, identity: UpstreamIdentity, context: di
                      reason="other_identity")
         db.session.commit()
         return error_page(_("Ce produit %(name)s n'est pas associé au compte eSanté connecté.", name=connector.label), 403, connector)
-    if upstreams.acr_rank(identity.acr) < upstreams.acr_rank(context.get("acr")):
+    if assurance.acr_rank(identity.acr) < assurance.acr_rank(context.get("acr")):
         audit.record(audit.Event.STEP_UP_REFUSED, account_id=current.account_id, upstream=connector.name, reason="level_not_reached",
                      acr=identity.acr)
         db.session.commit()

@@ -16,10 +16,10 @@ from flask_babel import get_locale, gettext as _
 
 from .. import account as accounts, audit, cgu_acceptance, federated_identity, matricule, national_id_consent, sso_session
 from ..extensions import db
-from ..flows.login import safe_next
+from ..page_guards import safe_next
 from . import blueprint
 from .forms import MyGuichetCguForm, NationalIdConsentForm
-from .upstream import Upstream, UpstreamIdentity
+from .upstream import Upstream, UpstreamIdentity, handles_arrivals
 from .views import error_page, log_in
 
 UPSTREAM = national_id_consent.UPSTREAM
@@ -30,6 +30,7 @@ class AccountNotPending(Exception):
     pass
 
 
+@handles_arrivals(asserts_national_id=True)
 def arrive(connector: Upstream, identity: UpstreamIdentity, context: dict) -> ResponseReturnValue:
     linked = federated_identity.find(UPSTREAM, identity.subject)
     if linked is not None:

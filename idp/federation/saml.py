@@ -29,7 +29,7 @@ from onelogin.saml2.utils import OneLogin_Saml2_Utils
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from .. import clock, replay_cache
-from ..oauth.discovery import ACR_VALUES
+from ..assurance import ACR_VALUES
 from .keys import ensure_key_pair
 from .upstream import ResponseRejected, UpstreamIdentity, UpstreamUnavailable
 
@@ -80,6 +80,7 @@ class SamlUpstream:
         self.label = settings.get("label", name)
         self.allow_unsolicited = bool(settings.get("allow_unsolicited"))
         self.step_up = bool(settings.get("step_up"))
+        self.asserts_national_id = "national_id" in (settings.get("attributes") or {})
 
     # --- URLs and settings -------------------------------------------------------------------
 

@@ -4,15 +4,15 @@ Each upstream (``FEDERATION["upstreams"]``) is a connector with ``start_login`` 
 the upstream) and ``finish_login`` (the upstream's answer, checked, as an :class:`UpstreamIdentity`
 in our vocabulary), as SATOSA's backends do. SAML is the protocol of MyGuichet and of LuxTrust's
 gateway (:mod:`idp.federation.saml`); another protocol, such as an OpenID Connect upstream, is
-one more class with the same two methods, named by the upstream's ``protocol``.
+one more class with the same methods, named by the upstream's ``protocol``
+(:mod:`idp.federation.connectors` builds them from the settings).
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
-from flask import current_app
+from flask.typing import ResponseReturnValue
 
-from ..oauth.discovery import ACR_VALUES
 
 
 @dataclass
@@ -50,6 +50,9 @@ class Upstream(Protocol):
     label: str
     allow_unsolicited: bool
     step_up: bool
+    # The upstream vouches for the patient's national identifier (MyGuichet: activation and login
+    # by it); otherwise it is a means the patient links to their account (LuxTrust).
+    asserts_national_id: bool
 
     def start_login(self, relay_state: str, requested_acr: str | None = None, force_authn: bool = False) -> tuple[str, str]:
         """Return (URL to send the browser to, id of the request the answer must refer to)."""
@@ -58,42 +61,22 @@ class Upstream(Protocol):
         """Check the upstream's answer; raise :class:`ResponseRejected` or :class:`UpstreamUnavailable`."""
 
 
-class UnknownUpstream(LookupError):
-    pass
+# What to do with an upstream's checked answer, given the connector, the identity and what the
+# request was for (``purpose``, ``next``...): a response for the browser.
+Arrival = Callable[["Upstream", UpstreamIdentity, dict], ResponseReturnValue]
+_arrivals: dict[bool, Arrival] = {}
 
 
-def configured() -> dict[str, dict[str, Any]]:
-    """The enabled upstreams' settings; empty when federation is off."""
-    federation = current_app.config.get("FEDERATION") or {}
-    return dict(federation.get("upstreams") or {}) if federation.get("enabled") else {}
+def handles_arrivals(*, asserts_national_id: bool) -> Callable[[Arrival], Arrival]:
+    """Register the arrival of every upstream that does (MyGuichet) or does not (LuxTrust) vouch
+    for the national identifier: the SAML views then pick it by that, not by the upstream's name."""
+
+    def register(arrival: Arrival) -> Arrival:
+        _arrivals[asserts_national_id] = arrival
+        return arrival
+
+    return register
 
 
-def is_enabled(name: str) -> bool:
-    return name in configured()
-
-
-def get(name: str) -> Upstream:
-    settings = configured().get(name)
-    if settings is None:
-        raise UnknownUpstream(name)
-    connectors = _connectors()
-    if settings.get("protocol") not in connectors:
-        raise UpstreamUnavailable(f"unsupported protocol {settings.get('protocol')!r}")
-    return connectors[settings["protocol"]](name, settings)
-
-
-def _connectors() -> dict[str, type]:
-    from .saml import SamlUpstream
-
-    return {"saml": SamlUpstream}
-
-
-def acr_rank(acr: str | None) -> int:
-    """Position in the eIDAS order low < substantial < high; -1 for anything else."""
-    return ACR_VALUES.index(acr) if acr in ACR_VALUES else -1
-
-
-def minimum_acr(acr_values: str | None) -> str | None:
-    """The lowest eIDAS level among a relying party's ``acr_values`` (each is acceptable to it)."""
-    known = [value for value in (acr_values or "").split() if value in ACR_VALUES]
-    return min(known, key=acr_rank) if known else None
+def arrival_for(connector: "Upstream") -> Arrival:
+    return _arrivals[connector.asserts_national_id]

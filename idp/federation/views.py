@@ -21,8 +21,8 @@ from flask_babel import gettext as _
 
 from .. import account as accounts, audit, clock, delegation as delegations, federated_identity, matricule, sso_session
 from ..extensions import csrf, db, limiter
-from ..flows.login import safe_next
-from . import blueprint, upstream as upstreams
+from ..page_guards import safe_next
+from . import blueprint, connectors, upstream as upstreams
 from .forms import ActionForm
 from .upstream import ResponseRejected, Upstream, UpstreamIdentity, UpstreamUnavailable
 
@@ -34,8 +34,8 @@ ARRIVAL_COOKIE = "esante_saml_arrival"  # the token of the answer that waits for
 
 def get_upstream(name: str) -> Upstream:
     try:
-        return upstreams.get(name)
-    except upstreams.UnknownUpstream:
+        return connectors.get(name)
+    except connectors.UnknownUpstream:
         abort(404)
 
 
@@ -168,11 +168,7 @@ def arrive(upstream: str) -> ResponseReturnValue:
             if (question := _ask_before_switching(connector, identity, details, context)) is not None:
                 return question
     db.session.commit()
-    from . import luxtrust, myguichet  # here: both import this module
-
-    if connector.name == myguichet.UPSTREAM:
-        return _without_arrival_cookie(myguichet.arrive(connector, identity, context))
-    return _without_arrival_cookie(luxtrust.arrive(connector, identity, context))
+    return _without_arrival_cookie(upstreams.arrival_for(connector)(connector, identity, context))
 
 
 def _account_named_by(identity: UpstreamIdentity) -> accounts.Account | None:
@@ -208,7 +204,7 @@ def _logout_target() -> dict:
     def logout_url() -> str:
         current = sso_session.current()
         upstream_login = federated_identity.login_of(current.id) if current else None
-        if upstream_login is not None and upstreams.is_enabled(upstream_login.upstream):
+        if upstream_login is not None and connectors.is_enabled(upstream_login.upstream):
             return url_for("federation.logout")
         return url_for("oauth.logout")
 
@@ -227,7 +223,7 @@ def logout() -> ResponseReturnValue:
     audit.record(audit.Event.LOGOUT, account_id=current.account_id)
     sso_session.end(current, reason="logout")
     db.session.commit()
-    if upstream_login is None or not upstreams.is_enabled(upstream_login.upstream):
+    if upstream_login is None or not connectors.is_enabled(upstream_login.upstream):
         return render_template("oauth/logged_out.html")
     connector = get_upstream(upstream_login.upstream)
     try:

@@ -4,7 +4,6 @@ the applications that hold a refresh token ("Applications connectées").
 Every page needs a live SSO session; every change is audited by the domain functions.
 """
 
-from functools import wraps
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -12,25 +11,13 @@ from flask_babel import gettext as _
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
 from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
 from ..extensions import db, limiter
+from ..page_guards import login_required
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
-from .login import code_refused_message, mask_destination
+from .login import code_accepted, mask_destination
 
-
-
-def login_required(view):
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        current = sso_session.current()
-        account = accounts.get(current.account_id) if current else None
-        if account is None or not account.is_active:
-            return redirect(url_for("flows.login", next=request.full_path.rstrip("?")), code=303)
-        g.account, g.sso = account, current
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _own_challenge(session_key: str, purpose: str) -> one_time_code.OneTimeCode | None:
@@ -90,11 +77,7 @@ def account_contact_verify():
     destination = mask_destination(challenge.channel, challenge.destination)
     if not form.validate_on_submit():
         return render_template("flows/account/code.html", form=form, destination=destination), 400 if request.method == "POST" else 200
-    try:
-        self_service.finish_contact_change(g.account, challenge, form.code.data)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+    if not code_accepted(lambda: self_service.finish_contact_change(g.account, challenge, form.code.data), form.code):
         return render_template("flows/account/code.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("contact_change", None)
@@ -136,13 +119,12 @@ def account_password_verify():
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400 if request.method == "POST" else 200
     try:
-        self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data, form.confirmation.data)
+        changed = code_accepted(lambda: self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data,
+                                                                            form.confirmation.data), form.code)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
-        return render_template("flows/account/reset.html", form=form, destination=destination), 400
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+        changed = False
+    if not changed:
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("password_change", None)
@@ -270,13 +252,12 @@ def password_reset():
         form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
         return render_template("flows/account/reset.html", form=form), 400
     try:
-        self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data)
+        recovered = code_accepted(lambda: self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data),
+                                  form.code)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
-        return render_template("flows/account/reset.html", form=form), 400
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+        recovered = False
+    if not recovered:
         return render_template("flows/account/reset.html", form=form), 400
     db.session.commit()
     backchannel_logout.send_queued()

@@ -11,11 +11,12 @@ from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
 from .. import federated_identity, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
-from ..oauth.discovery import ACR_SUBSTANTIAL
+from ..assurance import ACR_SUBSTANTIAL
 from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
-from .login import code_refused_message, safe_next
+from ..page_guards import safe_next
+from .login import code_accepted
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -163,11 +164,7 @@ def activation_channel():
         return redirect(url_for("flows.activation_channel"), code=303)
     if not code_form.validate_on_submit() or not wizard.challenge_id:
         return _render("channel.html", wizard, 400, **context)
-    try:
-        activation.verify_channel_code(wizard, code_form.code.data)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        code_form.code.errors.append(code_refused_message(error))
+    if not code_accepted(lambda: activation.verify_channel_code(wizard, code_form.code.data), code_form.code):
         return _render("channel.html", wizard, 400, **context)
     db.session.commit()
     return redirect(url_for("flows.activation_other_means"), code=303)

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from .. import account as accounts, delegation as delegations
 from ..extensions import db, limiter
 from . import blueprint
-from .account import login_required
+from ..page_guards import login_required
 from .account_forms import ActionForm
 from .forms import valid_matricule
 

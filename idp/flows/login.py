@@ -8,14 +8,17 @@ it. Only the final step creates the SSO session.
 """
 
 import math
+from typing import Callable
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from wtforms import Field
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 
 from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
+from ..assurance import ACR_SUBSTANTIAL
 from ..extensions import db, limiter
-from ..oauth.discovery import ACR_SUBSTANTIAL
+from ..page_guards import safe_next
 from . import blueprint
 from .forms import ChannelForm, CodeForm, LoginForm, ResendForm
 
@@ -39,15 +42,17 @@ def code_refused_message(error: one_time_code.OneTimeCodeError) -> str:
     return str(CODE_REFUSED_MESSAGES.get(type(error), CODE_REFUSED_MESSAGES[one_time_code.OneTimeCodeExhausted]))
 
 
-def safe_next(target: str | None) -> str:
-    """Only paths on this server: never an open redirect.
-
-    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/`` (WHATWG URL), so
-    ``/\\evil.example`` or ``/<tab>/evil.example`` would leave the site: any of them refuses.
-    """
-    if target and target.startswith("/") and not target.startswith("//") and not any(ch == "\\" or ch.isspace() or ord(ch) < 32 for ch in target):
-        return target
-    return url_for("flows.services")
+def code_accepted(check: Callable[[], object], field: Field) -> bool:
+    """The one-time-code step of every page that asks for a code: run ``check``; when it refuses
+    the code, keep what the refusal counted (committed: a wrong try counts even though the page
+    fails) and tell the patient why on ``field``."""
+    try:
+        check()
+    except one_time_code.OneTimeCodeError as error:
+        db.session.commit()
+        field.errors.append(code_refused_message(error))
+        return False
+    return True
 
 
 def mask_destination(channel: str, value: str) -> str:
@@ -182,11 +187,7 @@ def login_code() -> ResponseReturnValue:
     destination = mask_destination(challenge.channel, challenge.destination)
     if not form.validate_on_submit():
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400 if request.method == "POST" else 200
-    try:
-        one_time_code.verify(challenge, form.code.data)
-    except one_time_code.OneTimeCodeError as error:
-        db.session.commit()
-        form.code.errors.append(code_refused_message(error))
+    if not code_accepted(lambda: one_time_code.verify(challenge, form.code.data), form.code):
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
     accounts.mark_channel_verified(account, challenge.channel)
     amr = ["pwd", "otp", "sms", "mfa"] if challenge.channel == "sms" else ["pwd", "otp", "mfa"]  # RFC 8176 §2 values only

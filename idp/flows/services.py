@@ -6,7 +6,7 @@ from flask.typing import ResponseReturnValue
 from .. import account as accounts, sso_session
 from ..extensions import db
 from . import blueprint
-from .login import safe_next
+from ..page_guards import safe_next
 
 
 @blueprint.get("/")

@@ -16,7 +16,7 @@ from wtforms.validators import Optional
 from .. import audit, client as clients, delegation as delegations
 from ..extensions import db
 from . import blueprint
-from .account import login_required
+from ..page_guards import login_required
 
 PAGE_SIZE = 500
 LABELS = {

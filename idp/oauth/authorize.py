@@ -11,34 +11,27 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, InvalidScopeError, scope_to_list
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import account as accounts, audit, claims, clock, consent, delegation as delegations, pushed_request, sso_session, token as tokens
-from ..extensions import csrf, db
-from . import blueprint, par, responses
-from .server import EndUser, authorization
+from .. import account as accounts, assurance, audit, claims, clock, consent, delegation as delegations, pushed_request, sso_session
+from .. import subject, token as tokens
+from ..extensions import authorization, csrf, db
+from . import responses, rfc9126_par
+from .errors import UnmetAuthenticationRequirements
+from .oidc_request_checks import check_openid_request
+from .rfc6749_grants import EndUser
+from .routes import blueprint
 
-SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account", "create"}
-
-
-class RequestNotSupported(OAuth2Error):
-    error = "request_not_supported"
-
-
-class UnmetAuthenticationRequirements(OAuth2Error):
-    """OpenID Connect Core Unmet Authentication Requirements 1.0 §2: ``acr_values`` cannot be met (no step-up means)."""
-
-    error = "unmet_authentication_requirements"
 
 
 @blueprint.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # a client may POST the request (Core §3.1.2.1); the consent decision checks CSRF itself
 def authorize():
     try:
-        oauth_request, pushed = par.resolve(request)
+        oauth_request, pushed = rfc9126_par.resolve(request)
     except OAuth2Error as error:
         return _error_response(error, {})
     params = {k: v for k, v in oauth_request.payload.data.items() if k not in ("csrf_token", "decision", "patient")}
@@ -54,7 +47,7 @@ def authorize():
         if response_mode not in (None, *responses.RESPONSE_MODES):
             response_mode = None
             raise InvalidRequestError("Unsupported response_mode.")
-        if pushed is None and par.required_for(client):
+        if pushed is None and rfc9126_par.required_for(client):
             raise InvalidRequestError("This client must use a pushed authorization request (RFC 9126).")
         check_openid_request(params, client, grant.request.scope)
     except OAuth2Error as error:
@@ -74,12 +67,10 @@ def authorize():
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=redirect_uri), params, response_mode)
         return _send_to_login(entry)
-    from ..federation import luxtrust, upstream as upstreams  # here: the federation pages import the flows, which import this package
-
-    if (required_acr := upstreams.minimum_acr(params.get("acr_values"))) and upstreams.acr_rank(sso.acr) < upstreams.acr_rank(required_acr):
+    if (required_acr := assurance.minimum_acr(params.get("acr_values"))) and assurance.acr_rank(sso.acr) < assurance.acr_rank(required_acr):
         if "none" in prompts:  # step-up needs the patient at LuxTrust (Core §3.1.2.6)
             return _error_response(InteractionRequiredError(redirect_uri=redirect_uri), params, response_mode)
-        stepped = luxtrust.step_up_response(end_user.id, required_acr, url_for("oauth.authorize") + "?" + urlencode(entry))
+        stepped = assurance.step_up_response(end_user.id, required_acr, url_for("oauth.authorize") + "?" + urlencode(entry))
         if stepped is None:
             return _error_response(UnmetAuthenticationRequirements("No means of this patient reaches the requested acr_values.",
                                                                    redirect_uri=redirect_uri), params, response_mode)
@@ -122,44 +113,6 @@ def authorize():
     return responses.to_client(redirect_uri, {"code": code, "state": params.get("state")}, response_mode)
 
 
-def check_openid_request(params: dict, client, scope: str) -> None:
-    """OpenID Connect and RFC 9700 checks on top of RFC 6749's."""
-    if "request" in params:
-        raise RequestNotSupported("Request objects are not supported.")
-    if "request_uri" in params and not pushed_request.is_reference(params["request_uri"]):
-        raise par.RequestUriNotSupported("Only request_uri values from the pushed authorization request endpoint are accepted.")
-    if not scope:
-        raise InvalidScopeError("None of the requested scopes is allowed for this client.")
-    pkce_required = client.is_public or current_app.config["PKCE_REQUIRED_FOR_ALL_CLIENTS"]
-    if pkce_required and not params.get("code_challenge"):
-        raise InvalidRequestError("code_challenge (PKCE, S256) is required.")
-    if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
-        raise InvalidRequestError("code_challenge_method must be S256.")
-    prompts = params.get("prompt", "").split()
-    if "none" in prompts and len(prompts) > 1:
-        raise InvalidRequestError("prompt=none cannot be combined with other values.")
-    if set(prompts) - SUPPORTED_PROMPTS:
-        raise InvalidRequestError("Unsupported prompt value.")
-    if "max_age" in params:
-        try:
-            if int(params["max_age"]) < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidRequestError("max_age must be a non-negative integer.") from None
-    try:
-        claims.parse_claims_request(params.get("claims"))
-    except claims.InvalidClaimsRequest as error:
-        raise InvalidRequestError(str(error)) from None
-    is_openid = "openid" in scope_to_list(scope)
-    if is_openid and not params.get("redirect_uri"):
-        raise InvalidRequestError("redirect_uri is required.")
-    if nonce := params.get("nonce"):
-        if len(nonce) > 255:
-            raise InvalidRequestError("nonce is too long.")
-        if tokens.nonce_was_used(client.client_id, nonce):
-            raise InvalidRequestError("This nonce was already used.")
-
-
 def _reauthentication_needed(params: dict, entry: dict, prompts: set, sso, client, end_user) -> bool:
     """True when the session may not answer this request: ``prompt=login``, ``max_age``, another user."""
     requested_at = session.get("login_for", {}).get(_request_key(entry))
@@ -171,7 +124,7 @@ def _reauthentication_needed(params: dict, entry: dict, prompts: set, sso, clien
         return True
     if hint := params.get("id_token_hint"):
         hinted = tokens.decode_own_jwt(hint, allow_expired=True)
-        if hinted is None or hinted.get("sub") != tokens.subject_for(end_user, client):
+        if hinted is None or hinted.get("sub") != subject.subject_for(end_user, client):
             return True
     return False
 

@@ -1,40 +1,40 @@
-"""OpenID Connect Discovery 1.0 metadata and the JWKS (RFC 7517) the tokens are signed with."""
+"""OpenID Connect Discovery 1.0 metadata (and RFC 8414) and the JWKS (RFC 7517) the tokens are signed with.
+
+The metadata of each optional feature comes from the same ``FEATURES`` table that registers it
+(:mod:`idp.oauth`): a feature turned off is not announced.
+"""
 
 import hashlib
 import json
 
 from flask import current_app, request
 
-from .. import claims, client as clients, dpop, public_documents, signing_key
-from . import blueprint
-from .server import CLIENT_ASSERTION_ALGORITHMS
-
-ACR_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
-ACR_VALUES = ["http://eidas.europa.eu/LoA/low", ACR_SUBSTANTIAL, "http://eidas.europa.eu/LoA/high"]
+from .. import assurance, claims, client as clients, public_documents, signing_key
+from .rfc7523_client_auth import CLIENT_ASSERTION_ALGORITHMS, CONFIDENTIAL_AUTH_METHODS
+from .rfc9449_dpop import SIGNING_ALGORITHMS as DPOP_SIGNING_ALGORITHMS
+from .routes import blueprint
 
 
 def metadata() -> dict:
     issuer = current_app.config["ISSUER"]
-    return {
+    features = current_app.config["FEATURES"]
+    document = {
         "issuer": issuer,
         "authorization_endpoint": issuer + "/authorize",
         "token_endpoint": issuer + "/token",
         "userinfo_endpoint": issuer + "/userinfo",
         "jwks_uri": issuer + "/jwks.json",
-        "registration_endpoint": issuer + "/register",
         "revocation_endpoint": issuer + "/revoke",
-        "introspection_endpoint": issuer + "/introspect",
         "end_session_endpoint": issuer + "/logout",
         "scopes_supported": clients.SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", clients.TOKEN_EXCHANGE],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": current_app.config["SIGNING_ALGORITHMS"],
         "token_endpoint_auth_methods_supported": clients.SUPPORTED_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": clients.SUPPORTED_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims.CLAIMS_SUPPORTED,
         "claims_parameter_supported": True,
@@ -42,20 +42,33 @@ def metadata() -> dict:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
-        "acr_values_supported": ACR_VALUES,
+        "acr_values_supported": assurance.ACR_VALUES,
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "display_values_supported": ["page"],
         "ui_locales_supported": current_app.config["LANGUAGES"],
         "claims_locales_supported": current_app.config["LANGUAGES"],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "pushed_authorization_request_endpoint": issuer + "/par",
-        "dpop_signing_alg_values_supported": dpop.SIGNING_ALGORITHMS,
-        "require_pushed_authorization_requests": current_app.config["PAR_REQUIRED_FOR_ALL_CLIENTS"],
-        "backchannel_logout_supported": True,
-        "backchannel_logout_session_supported": True,
         "service_documentation": issuer + "/",
     }
+    if features["client_credentials"]["enabled"]:
+        document["grant_types_supported"].append("client_credentials")
+    if features["token_exchange"]["enabled"]:
+        document["grant_types_supported"].append(clients.TOKEN_EXCHANGE)
+    if features["dynamic_registration"]["enabled"]:
+        document["registration_endpoint"] = issuer + "/register"  # RFC 7591 §3, RFC 8414 §2
+    if features["introspection"]["enabled"]:
+        document["introspection_endpoint"] = issuer + "/introspect"  # RFC 8414 §2
+        document["introspection_endpoint_auth_methods_supported"] = CONFIDENTIAL_AUTH_METHODS
+    if features["par"]["enabled"]:  # RFC 9126 §5
+        document["pushed_authorization_request_endpoint"] = issuer + "/par"
+        document["require_pushed_authorization_requests"] = features["par"]["required_for_all_clients"]
+    if features["dpop"]["enabled"]:  # RFC 9449 §5.1
+        document["dpop_signing_alg_values_supported"] = DPOP_SIGNING_ALGORITHMS
+    if features["backchannel_logout"]["enabled"]:  # OpenID Connect Back-Channel Logout 1.0 §2.1
+        document["backchannel_logout_supported"] = True
+        document["backchannel_logout_session_supported"] = True
+    return document
 
 
 def _cacheable_json(document: dict, max_age: int, lapses_at=None):

@@ -7,7 +7,8 @@ from flask_wtf.csrf import CSRFError
 
 from .. import account as accounts, audit, backchannel_logout, client as clients, sso_session, token as tokens
 from ..extensions import csrf, db
-from . import blueprint
+from ..subject import subject_for
+from .routes import blueprint
 
 
 @blueprint.route("/logout", methods=["GET", "POST"])
@@ -37,7 +38,7 @@ def logout():
     if current and not (confirmed or hint_matches):
         return render_template("oauth/logout_confirm.html", params=params, client=client)
     if current:
-        tokens.revoke_where((tokens.Token.sso_session_id == current.id) & (tokens.Token.refresh_token_hash.is_(None)))
+        tokens.revoke_access_tokens_of_session(current.id)
         audit.record(audit.Event.LOGOUT, account_id=current.account_id, client_id=client.client_id if client else None)
         sso_session.end(current, reason="logout")
         db.session.commit()
@@ -51,4 +52,4 @@ def logout():
 
 def _subject(session, client) -> str | None:
     account = accounts.get(session.account_id)
-    return tokens.subject_for(account, client) if account else None
+    return subject_for(account, client) if account else None

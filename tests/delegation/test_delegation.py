@@ -6,6 +6,7 @@ import pytest
 
 from idp import audit, clock, delegation as delegations, messaging, token as tokens
 from idp.extensions import db
+from idp.subject import subject_for
 from tests.delegation.conftest import access_token, assist, days_until, majority_of
 
 
@@ -146,7 +147,7 @@ def test_assisted_patients_and_may_act_name_subjects_as_each_client_sees_them(ch
     assist(child, parent)
     assert delegations.assisted_patients(parent.account, viewer) == [{"sub": child.account.subject, "name": "Rita Doe"}]
     pairwise = delegations.assisted_patients(parent.account, pharmacy)[0]["sub"]
-    assert pairwise == tokens.subject_for(child.account, pharmacy) != child.account.subject
+    assert pairwise == subject_for(child.account, pharmacy) != child.account.subject
     assert delegations.may_act(child.account, viewer) == {"sub": parent.account.subject}
     assert delegations.may_act(parent.account, viewer) is None
 

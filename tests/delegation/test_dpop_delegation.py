@@ -1,8 +1,9 @@
 """DPoP (RFC 9449) with delegations: a bound token is neither exchanged nor used on the API without its key."""
 
-from idp import client as clients, dpop
+from idp import client as clients
+from idp.oauth import rfc9449_dpop as dpop
 from tests.delegation.conftest import EXCHANGE_SCOPE, assist
-from tests.test_dpop_proofs import Holder
+from tests.oauth.test_rfc9449_dpop_proofs import Holder
 
 ISSUER = "http://127.0.0.1:5000"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"

@@ -2,10 +2,11 @@
 
 from idp import audit, consent, delegation as delegations, token as tokens
 from idp.extensions import db
+from idp.subject import subject_for
 from tests.delegation.conftest import assist
 from tests.conftest import query_of
 from tests.oauth.conftest import IssuedCode, authorization_request, hidden_fields, is_consent_page
-from tests.oauth.test_par import authorize_url, push
+from tests.oauth.test_rfc9126_par import authorize_url, push
 
 SELECT_SCOPE = "openid profile assisted_patients"
 
@@ -95,8 +96,8 @@ def test_consent_for_a_third_party_is_the_patients_and_records_the_assistant(oid
     assert is_consent_page(consent_page)
     issued = request.issued(oidc.decide(consent_page, "allow"))
     claims = oidc.verify(oidc.exchange(pharmacy, issued).get_json()["id_token"]).claims
-    assert claims["sub"] == tokens.subject_for(child.account, pharmacy)
-    assert claims["act"] == {"sub": tokens.subject_for(parent.account, pharmacy)}
+    assert claims["sub"] == subject_for(child.account, pharmacy)
+    assert claims["act"] == {"sub": subject_for(parent.account, pharmacy)}
     assert consent.covers(child.account.id, pharmacy.client_id, "openid profile")
     assert not consent.covers(parent.account.id, pharmacy.client_id, "openid")
     recorded = [e for e in audit.trail(child.account.id) if e.name == "delegation:consent_granted"]

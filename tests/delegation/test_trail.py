@@ -13,7 +13,7 @@ from idp import audit, clock, consent
 from idp.extensions import db
 from tests.admin.test_admin_ui import AdminBrowser
 from tests.delegation.conftest import access_token, assist
-from tests.delegation.test_token_exchange import exchange
+from tests.oauth.test_rfc8693_token_exchange import exchange
 from tests.support import services
 
 

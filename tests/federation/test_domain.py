@@ -4,7 +4,7 @@ import pytest
 
 from idp import clock, federated_identity, national_id_consent
 from idp.extensions import db
-from idp.federation.upstream import acr_rank, minimum_acr
+from idp.assurance import acr_rank, minimum_acr
 from tests.flows.conftest import audit_names
 
 

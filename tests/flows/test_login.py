@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from idp import clock, create_app, credential, messaging, one_time_code, sso_session
-from idp.flows.login import LOGIN_ATTEMPT_TTL, safe_next
+from idp.flows.login import LOGIN_ATTEMPT_TTL
+from idp.page_guards import safe_next
 from idp.extensions import db
 from tests.conftest import PatientFactory, csrf_token
 from tests.flows.conftest import audit_names, labelled_ids, visible_input_ids

@@ -114,12 +114,12 @@ def test_a_down_relying_party_is_retried_with_backoff_then_given_up(app, oidc, p
 
     runner = app.test_cli_runner()
     assert "delivered 0, failed 0" in runner.invoke(args=["logout", "deliver"]).output, "not due yet"
-    clock.advance(timedelta(seconds=app.config["BACKCHANNEL_LOGOUT_BACKOFF"]))
+    clock.advance(timedelta(seconds=app.config["FEATURES"]["backchannel_logout"]["backoff"]))
     assert "failed 1" in runner.invoke(args=["logout", "deliver"]).output
     (delivery,) = deliveries()
     assert delivery.attempts == 2 and delivery.next_attempt_at - clock.now() > first_retry - delivery.created_at, "backoff doubles"
 
-    clock.advance(timedelta(seconds=app.config["BACKCHANNEL_LOGOUT_RETRY_FOR"]))
+    clock.advance(timedelta(seconds=app.config["FEATURES"]["backchannel_logout"]["retry_for"]))
     assert "abandoned 1" in runner.invoke(args=["logout", "deliver"]).output
     assert deliveries()[0].abandoned_at is not None
     assert db.session.scalar(select(audit.AuditEvent).where(audit.AuditEvent.name == audit.Event.BACKCHANNEL_LOGOUT_ABANDONED.value))
@@ -133,7 +133,7 @@ def test_an_rp_back_up_receives_the_retried_logout_token(app, oidc, patients, cl
         client.get("/logout", query_string={"id_token_hint": tokens["id_token"]})
         assert deliveries()[0].last_error == "HTTP 503"
         down.status = 200
-        clock.advance(timedelta(seconds=app.config["BACKCHANNEL_LOGOUT_BACKOFF"]))
+        clock.advance(timedelta(seconds=app.config["FEATURES"]["backchannel_logout"]["backoff"]))
         assert "delivered 1" in app.test_cli_runner().invoke(args=["logout", "deliver"]).output
         assert len(down.received) == 2
         assert deliveries()[0].delivered_at is not None

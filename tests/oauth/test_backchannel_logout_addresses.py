@@ -161,7 +161,7 @@ def test_a_client_whose_redirect_uris_are_all_on_loopback_may_keep_a_loopback_ur
     assert register_with(client, "http://127.0.0.1:5001/backchannel-logout", mixed).status_code == 400
 
 
-@pytest.mark.settings(BACKCHANNEL_LOGOUT_INTERNAL_HOSTS=["logout.internal.example"])
+@pytest.mark.settings(FEATURES={"backchannel_logout": {"internal_hosts": ["logout.internal.example"]}})
 def test_an_admin_may_allow_list_internal_hosts(client, dns):
     dns.answers["logout.internal.example"] = ["10.1.2.3"]
     dns.answers["other.internal.example"] = ["10.1.2.4"]
@@ -174,8 +174,8 @@ def test_the_setting_must_be_a_list_of_host_names():
     from idp import create_app
     from idp.settings import InvalidSettings
 
-    with pytest.raises(InvalidSettings, match="BACKCHANNEL_LOGOUT_INTERNAL_HOSTS"):
-        create_app({"TESTING": True, "BACKCHANNEL_LOGOUT_INTERNAL_HOSTS": "logout.internal.example"})
+    with pytest.raises(InvalidSettings, match="internal_hosts"):
+        create_app({"TESTING": True, "FEATURES": {"backchannel_logout": {"internal_hosts": "logout.internal.example"}}})
 
 
 def registered_rp(client, dns, uri: str, host: str, first_answer: str):
@@ -189,7 +189,7 @@ def registered_rp(client, dns, uri: str, host: str, first_answer: str):
     return rp
 
 
-@pytest.mark.settings(BACKCHANNEL_LOGOUT_TIMEOUT=1)
+@pytest.mark.settings(FEATURES={"backchannel_logout": {"timeout": 1}})
 def test_a_name_rebound_to_an_internal_address_gets_no_delivery(client, dns, oidc, patients, internal_service):
     """Registered while public, the name later points at an internal service: nothing reaches it."""
     uri = f"https://rebind.example:{internal_service.port}/bc"
@@ -203,7 +203,7 @@ def test_a_name_rebound_to_an_internal_address_gets_no_delivery(client, dns, oid
     assert internal_service.connections == 0
 
 
-@pytest.mark.settings(BACKCHANNEL_LOGOUT_TIMEOUT=1)
+@pytest.mark.settings(FEATURES={"backchannel_logout": {"timeout": 1}})
 def test_the_delivery_goes_to_the_address_that_was_checked(client, dns, oidc, patients, internal_service):
     """The name answers public for the check and internal for any second lookup: a client library
     that looked it up again would connect to the internal service."""
@@ -248,7 +248,7 @@ class TlsLogoutReceiver(LogoutReceiver):
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
 
 
-@pytest.mark.settings(BACKCHANNEL_LOGOUT_INTERNAL_HOSTS=["logout.internal.example"])
+@pytest.mark.settings(FEATURES={"backchannel_logout": {"internal_hosts": ["logout.internal.example"]}})
 def test_an_allow_listed_internal_host_gets_its_logout_token_over_verified_tls(client, dns, oidc, patients, tmp_path, monkeypatch):
     certificate_file, key_file = certificate_for("logout.internal.example", tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate_file))
@@ -265,7 +265,7 @@ def test_an_allow_listed_internal_host_gets_its_logout_token_over_verified_tls(c
         receiver.close()
 
 
-@pytest.mark.settings(BACKCHANNEL_LOGOUT_INTERNAL_HOSTS=["logout.internal.example"])
+@pytest.mark.settings(FEATURES={"backchannel_logout": {"internal_hosts": ["logout.internal.example"]}})
 def test_the_certificate_is_checked_for_the_uris_host_not_the_address(client, dns, oidc, patients, tmp_path, monkeypatch):
     certificate_file, key_file = certificate_for("someone-else.example", tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate_file))

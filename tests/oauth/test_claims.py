@@ -3,6 +3,7 @@
 import pytest
 
 from idp import claims, token as tokens
+from idp.subject import subject_for
 from tests.oauth.conftest import register
 
 
@@ -59,18 +60,18 @@ def test_unknown_claims_are_ignored(patient, rp_client):
 
 
 def test_public_subject_is_the_accounts_opaque_subject(patient, rp_client):
-    assert tokens.subject_for(patient, rp_client) == patient.subject != patient.matricule
+    assert subject_for(patient, rp_client) == patient.subject != patient.matricule
 
 
 def test_pairwise_subject_depends_on_the_sector_only(app, patient, third_party_client, second_third_party_client):
     same_sector = register(name="Pharmacie bis", redirect_uris=["https://pharmacy.example.com/other"], scope="openid")
-    pharmacy = tokens.subject_for(patient, third_party_client)
-    assert pharmacy == tokens.subject_for(patient, third_party_client) == tokens.subject_for(patient, same_sector)
-    assert pharmacy != tokens.subject_for(patient, second_third_party_client)
+    pharmacy = subject_for(patient, third_party_client)
+    assert pharmacy == subject_for(patient, third_party_client) == subject_for(patient, same_sector)
+    assert pharmacy != subject_for(patient, second_third_party_client)
     assert pharmacy not in (patient.subject, patient.matricule)
 
 
 def test_pairwise_subject_depends_on_the_salt(app, patient, third_party_client):
-    before = tokens.subject_for(patient, third_party_client)
+    before = subject_for(patient, third_party_client)
     app.config["PAIRWISE_SALT"] = "another-salt"
-    assert tokens.subject_for(patient, third_party_client) != before
+    assert subject_for(patient, third_party_client) != before

@@ -12,6 +12,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from idp import clock, client as clients
 from idp.extensions import db
+from tests.conftest import authorization_url, pkce_pair, query_of
 from tests.oauth.conftest import DSP_CALLBACK, register
 
 TOKEN_ENDPOINT = "http://127.0.0.1:5000/token"
@@ -160,7 +161,17 @@ def test_client_credentials_gets_an_access_token_without_id_token_or_refresh_tok
     assert "id_token" not in body and "refresh_token" not in body
     claims = oidc.verify(body["access_token"]).claims
     assert claims["sub"] == machine_client.client_id and claims["client_id"] == machine_client.client_id
-    assert not {"openid", "profile", "offline_access", "matricule"} & set(body["scope"].split())
+    assert not {"openid", "profile", "offline_access", "matricule"} & set(body.get("scope", "").split())
+
+
+def test_client_credentials_without_a_granted_scope_has_no_scope_member(oidc, machine_client):
+    """RFC 6749 §3.3: a scope is one or more scope-tokens, so ``"scope": ""`` is no scope at all;
+    nothing granted means no ``scope`` member in the response, the JWT or introspection."""
+    body = oidc.token_request(machine_client, {"grant_type": "client_credentials"}).get_json()
+    assert "scope" not in body, body
+    assert "scope" not in oidc.verify(body["access_token"]).claims
+    introspected = oidc.introspect(machine_client, body["access_token"]).get_json()
+    assert introspected["active"] is True and "scope" not in introspected
 
 
 def test_client_credentials_token_opens_no_userinfo(oidc, machine_client):
@@ -228,6 +239,19 @@ def test_token_request_redirect_uri_must_match_the_authorization_request(app, oi
     two = register(name="Deux", redirect_uris=[DSP_CALLBACK, "https://dsp.example.lu/other"], first_party=True)
     issued = oidc.code(two, patients.create())
     assert oidc.exchange(two, issued, redirect_uri="https://dsp.example.lu/other").get_json()["error"] == "invalid_grant"
+
+
+def test_redirect_uri_is_needed_at_the_token_endpoint_only_if_the_request_had_one(oidc, patients, rp_client):
+    """RFC 6749 §4.1.3: ``redirect_uri`` is REQUIRED at /token only "if the redirect_uri parameter
+    was included in the authorization request"; an OAuth request (no ``openid``) of a client with
+    one registered URI may leave it out (§3.1.2.3)."""
+    verifier, challenge = pkce_pair()
+    url = authorization_url(rp_client.client_id, None, challenge, scope="profile", nonce=None)
+    answer = query_of(oidc.authorize(url, patients.create(), decision="allow").headers["Location"])
+    assert answer["code"], answer
+    response = oidc.token_request(rp_client, {"grant_type": "authorization_code", "code": answer["code"], "code_verifier": verifier})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["scope"] == "profile"
 
 
 def test_code_flow_response_has_an_id_token_for_openid_only(oidc, patients, rp_client):

@@ -69,7 +69,7 @@ def _session(name: str, account_id: int, created_ago: timedelta, ended_ago: time
 
 
 def test_expired_pushed_requests_are_deleted_and_usable_ones_kept(app):
-    flow = timedelta(seconds=app.config["PAR_FLOW_TTL"])
+    flow = timedelta(seconds=app.config["FEATURES"]["par"]["flow_ttl"])
     now = clock.now()
     _add(
         _pushed("waiting", timedelta(seconds=60)),

@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from idp import delegation
 from idp.extensions import db
+from idp.subject import subject_for
 from rp_demo.dsp_api import documents_for
 from rp_demo.mydsp import DPoPKey, MyDsp, MyDspError, main
 from rp_demo.protocol import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, access_token_hash
@@ -102,7 +103,7 @@ def test_a_record_one_does_not_assist_is_refused(page, provider, dsp_api, demo_c
     from idp import client as clients, token as tokens
 
     with pytest.raises(MyDspError, match="Accès au dossier refusé par eSanté"):
-        app.open_record(tokens.subject_for(stranger.account, clients.get("mydsp")))
+        app.open_record(subject_for(stranger.account, clients.get("mydsp")))
 
 
 def test_commands_need_a_login_first(provider, dsp_api, demo_clients, tmp_path, capsys):
@@ -177,7 +178,7 @@ def test_a_stolen_access_token_is_refused_by_userinfo_the_dsp_api_and_the_token_
     assert app.open_record(records[1]["sub"])["acting"] == {"sub": records[0]["sub"]}
 
 
-@pytest.mark.settings(DPOP_NONCE_REQUIRED=True)
+@pytest.mark.settings(FEATURES={"dpop": {"nonce_required": True}})
 @pytest.mark.parametrize("dsp_api_config", [{"DPOP_NONCE_REQUIRED": True}])
 def test_the_app_follows_the_server_nonces_of_the_provider_and_the_dsp_api(page, provider, dsp_api, demo_clients, family, tmp_path):
     """§8 at the token endpoint (400 ``use_dpop_nonce``), §9 at userinfo and the DSP API (401)."""

@@ -22,7 +22,7 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 
-from ...oauth.discovery import ACR_VALUES
+from ...assurance import ACR_VALUES
 from ..keys import ensure_key_pair
 from .citizens import Citizen, luxtrust_citizens, myguichet_citizens
 

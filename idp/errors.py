@@ -1,24 +1,23 @@
 """Error pages patients see instead of Werkzeug's English defaults, never with a stack trace.
 
-Registered app-wide: a rate limit, an expired form, an unreachable database or a crash can
-happen on any page. Machine endpoints (token, revocation, introspection, userinfo,
+Registered app-wide by :func:`init_app` in ``create_app``: a rate limit, an expired form, an
+unreachable database or a crash can happen on any page. Machine endpoints (token, revocation, introspection, userinfo,
 registration, the JSON API) and clients that ask for JSON get an RFC 6749 §5.2-style JSON
 error instead.
 """
 
-from flask import current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import (BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, RequestHeaderFieldsTooLarge,
                                  RequestURITooLarge, TooManyRequests)
 
-from ..extensions import db, retry_after
-from . import blueprint
+from .extensions import db, retry_after
 
 # Pages a browser shows; every other endpoint of the OAuth blueprint answers machines, as do
 # the JSON API and the operations endpoints.
 _BROWSER_OAUTH_ENDPOINTS = frozenset({"oauth.authorize", "oauth.logout"})
-_MACHINE_BLUEPRINTS = frozenset({"api", "operations"})
+_MACHINE_BLUEPRINTS = frozenset({"api", "operations", "oauth_par", "oauth_introspection", "oauth_registration"})
 
 
 def _prefers_json() -> bool:
@@ -41,7 +40,6 @@ def _json_error(status: int, error: str, description: str):
     return response
 
 
-@blueprint.before_app_request
 def refuse_oversized_requests() -> None:
     """Refuse huge bodies, URLs and headers before any parsing, authentication or database work.
 
@@ -65,7 +63,6 @@ class NulCharacter(BadRequest):
     PostgreSQL cannot store it in text (the insert would fail with a 500)."""
 
 
-@blueprint.before_app_request
 def refuse_nul_characters() -> None:
     values = [*request.args.items(multi=True), *request.form.items(multi=True)]
     if any("\x00" in name or "\x00" in value for name, value in values):
@@ -74,16 +71,12 @@ def refuse_nul_characters() -> None:
         raise NulCharacter()
 
 
-@blueprint.app_errorhandler(NulCharacter)
 def nul_character(error: NulCharacter):
     if _answers_machines():
         return _json_error(400, "invalid_request", "The request contains a NUL character.")
     return render_template("flows/invalid_input.html"), 400
 
 
-@blueprint.app_errorhandler(RequestEntityTooLarge)
-@blueprint.app_errorhandler(RequestURITooLarge)
-@blueprint.app_errorhandler(RequestHeaderFieldsTooLarge)
 def request_too_large(error: HTTPException):
     """413 / 414 / 431: refused before anything was read into memory or written."""
     if _answers_machines():
@@ -91,9 +84,6 @@ def request_too_large(error: HTTPException):
     return render_template("flows/request_too_large.html"), error.code
 
 
-@blueprint.app_errorhandler(OperationalError)
-@blueprint.app_errorhandler(InterfaceError)
-@blueprint.app_errorhandler(PoolTimeoutError)
 def database_unavailable(error: Exception):
     """The database is down or unreachable: 503 with ``Retry-After`` (RFC 9110 §10.2.3).
 
@@ -125,10 +115,6 @@ def release_database_session(error: BaseException | None) -> None:
         db.session.remove()
 
 
-blueprint.record_once(lambda state: state.app.teardown_appcontext(release_database_session))
-
-
-@blueprint.app_errorhandler(TooManyRequests)
 def too_many_requests(error: TooManyRequests):
     """Flask-Limiter's per-IP limits (``RATE_LIMIT_*``), with when to come back."""
     if _answers_machines():
@@ -139,7 +125,6 @@ def too_many_requests(error: TooManyRequests):
     return response
 
 
-@blueprint.app_errorhandler(CSRFError)
 def form_expired(error: CSRFError) -> tuple[str, int] | HTTPException:
     """A form posted without its CSRF token, or after the flow cookie expired: nothing was done."""
     if _prefers_json():
@@ -148,9 +133,25 @@ def form_expired(error: CSRFError) -> tuple[str, int] | HTTPException:
     return render_template("flows/form_expired.html", retry_path=request.path if can_reload else None), 400
 
 
-@blueprint.app_errorhandler(InternalServerError)
 def internal_error(error: InternalServerError) -> tuple[str, int] | HTTPException:
     """Flask has logged the exception already; the patient gets an apology, not the details."""
     if _prefers_json():
         return error
     return render_template("error_500.html"), 500
+
+
+def init_app(app: Flask) -> None:
+    """Register the checks and handlers app-wide; after Flask-SQLAlchemy (see :func:`release_database_session`)."""
+    app.before_request(refuse_oversized_requests)
+    app.before_request(refuse_nul_characters)
+    app.register_error_handler(NulCharacter, nul_character)
+    app.register_error_handler(RequestEntityTooLarge, request_too_large)
+    app.register_error_handler(RequestURITooLarge, request_too_large)
+    app.register_error_handler(RequestHeaderFieldsTooLarge, request_too_large)
+    app.register_error_handler(OperationalError, database_unavailable)
+    app.register_error_handler(InterfaceError, database_unavailable)
+    app.register_error_handler(PoolTimeoutError, database_unavailable)
+    app.register_error_handler(TooManyRequests, too_many_requests)
+    app.register_error_handler(CSRFError, form_expired)
+    app.register_error_handler(InternalServerError, internal_error)
+    app.teardown_appcontext(release_database_session)

@@ -1,10 +1,13 @@
 """DPoP-bound tokens (RFC 9449) at the token, userinfo and introspection endpoints."""
 
+from urllib.parse import urlencode
+
 import pytest
 
-from idp import dpop
-from tests.oauth.conftest import NATIVE_CALLBACK, register
-from tests.test_dpop_proofs import Holder
+from idp.oauth import rfc9449_dpop as dpop
+from tests.conftest import pkce_pair, query_of
+from tests.oauth.conftest import DSP_CALLBACK, NATIVE_CALLBACK, IssuedCode, register
+from tests.oauth.test_rfc9449_dpop_proofs import Holder
 
 ISSUER = "http://127.0.0.1:5000"
 
@@ -97,7 +100,7 @@ def test_a_client_registered_for_dpop_gets_no_bearer_token(oidc, patients, holde
     assert token_request(oidc, strict, data, None).get_json()["error"] == "invalid_dpop_proof"
 
 
-@pytest.mark.settings(DPOP_NONCE_REQUIRED=True)
+@pytest.mark.settings(FEATURES={"dpop": {"nonce_required": True}})
 def test_the_server_nonce_dance(oidc, patients, native_app, holder):
     issued = oidc.code(native_app, patients.create())
     data = {"grant_type": "authorization_code", "code": issued.code, "redirect_uri": issued.redirect_uri, "code_verifier": issued.verifier}
@@ -116,3 +119,86 @@ def test_introspection_reports_the_binding(oidc, patients, native_app, rp_client
 
 def test_discovery_lists_the_dpop_algorithms(client):
     assert client.get("/.well-known/openid-configuration").get_json()["dpop_signing_alg_values_supported"] == ["ES256", "RS256", "PS256"]
+
+
+# --- authorization code binding (RFC 9449 §10, §10.1) ------------------------------------------
+
+
+def code_request(issued) -> dict:
+    return {"grant_type": "authorization_code", "code": issued.code, "redirect_uri": issued.redirect_uri, "code_verifier": issued.verifier}
+
+
+def test_dpop_jkt_binds_the_code_to_that_key(oidc, patients, native_app, holder):
+    """§10: the token request's proof must be by the key ``dpop_jkt`` named, or it is refused."""
+    patient = patients.create()
+    thief = Holder()
+    stolen = oidc.code(native_app, patient, dpop_jkt=holder.key.thumbprint())
+    refused = token_request(oidc, native_app, code_request(stolen), thief.proof(url=ISSUER + "/token"))
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+    unproven = oidc.code(native_app, patient, dpop_jkt=holder.key.thumbprint())
+    refused = token_request(oidc, native_app, code_request(unproven), None)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+    issued = oidc.code(native_app, patient, dpop_jkt=holder.key.thumbprint())
+    granted = token_request(oidc, native_app, code_request(issued), holder.proof(url=ISSUER + "/token"))
+    assert granted.status_code == 200, granted.get_data(as_text=True)
+    assert oidc.verify(granted.get_json()["access_token"]).claims["cnf"] == {"jkt": holder.key.thumbprint()}
+
+
+def test_a_malformed_dpop_jkt_is_refused_at_the_authorization_endpoint(oidc, patients, native_app):
+    from tests.oauth.conftest import authorization_request
+
+    request = authorization_request(native_app, dpop_jkt="not a thumbprint")
+    answer = query_of(oidc.authorize(request.url, patients.create()).headers["Location"])
+    assert answer["error"] == "invalid_request"
+
+
+@pytest.fixture
+def pushing_client(app):
+    return register(name="DSP viewer", redirect_uris=[DSP_CALLBACK], first_party=True, scope="openid profile")
+
+
+def push_with(oidc, rp, proof: str | None, **extra):
+    verifier, challenge = pkce_pair()
+    body = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": DSP_CALLBACK, "scope": "openid profile",
+            "state": "st-1", "nonce": "n-" + verifier[:12], "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    response = oidc.client.post("/par", data=body, auth=(rp.client_id, rp.plain_secret), headers={"DPoP": proof} if proof else {})
+    return response, verifier
+
+
+def pushed_code(oidc, patient, rp, proof: str | None, **extra) -> IssuedCode:
+    pushed, verifier = push_with(oidc, rp, proof, **extra)
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    url = "/authorize?" + urlencode({"client_id": rp.client_id, "request_uri": pushed.get_json()["request_uri"]})
+    answer = query_of(oidc.authorize(url, patient).headers["Location"])
+    return IssuedCode(answer["code"], verifier, DSP_CALLBACK, answer)
+
+
+def test_a_proof_sent_with_the_pushed_request_binds_the_code(oidc, patients, pushing_client, holder):
+    """§10.1: a DPoP proof at the PAR endpoint binds the code to its key, as ``dpop_jkt`` would."""
+    patient = patients.create()
+    unproven = pushed_code(oidc, patient, pushing_client, holder.proof(url=ISSUER + "/par"))
+    refused = token_request(oidc, pushing_client, code_request(unproven), None)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+    other_key = pushed_code(oidc, patient, pushing_client, holder.proof(url=ISSUER + "/par"))
+    refused = token_request(oidc, pushing_client, code_request(other_key), Holder().proof(url=ISSUER + "/token"))
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+    issued = pushed_code(oidc, patient, pushing_client, holder.proof(url=ISSUER + "/par"))
+    granted = token_request(oidc, pushing_client, code_request(issued), holder.proof(url=ISSUER + "/token"))
+    assert granted.status_code == 200 and granted.get_json()["token_type"] == "DPoP"
+
+
+def test_dpop_jkt_and_the_pushed_proof_must_name_the_same_key(oidc, pushing_client, holder):
+    """§10.1: with both mechanisms, a thumbprint that does not match the proof's key is refused."""
+    response, _ = push_with(oidc, pushing_client, holder.proof(url=ISSUER + "/par"), dpop_jkt=Holder().key.thumbprint())
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+    same, _ = push_with(oidc, pushing_client, holder.proof(url=ISSUER + "/par"), dpop_jkt=holder.key.thumbprint())
+    assert same.status_code == 201
+
+
+def test_a_bad_proof_with_the_pushed_request_is_refused(oidc, pushing_client, holder):
+    response, _ = push_with(oidc, pushing_client, holder.proof(url=ISSUER + "/token"))
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_dpop_proof"

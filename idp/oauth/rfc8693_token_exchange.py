@@ -8,26 +8,24 @@ subject token (§2.1), and no refresh token. Authlib's ``rfc8693`` package is em
 a grant written the way Authlib's own are, registered with ``register_grant``.
 """
 
-from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (InvalidGrantError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError,
                                     scope_to_list)
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
-from .. import account as accounts, client as clients, delegation as delegations, dpop, token as tokens
+from authlib.oauth2.rfc6749.hooks import hooked
+
+from .. import account as accounts, client as clients, delegation as delegations, token as tokens
 from ..extensions import db
+from .errors import InvalidTarget
+from .rfc6749_grants import proven_key
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-
-
-class InvalidTargetError(OAuth2Error):
-    """RFC 8693 §2.2.2: the requested audience is unknown or not allowed for this client."""
-
-    error = "invalid_target"
 
 
 class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
     GRANT_TYPE = clients.TOKEN_EXCHANGE
     TOKEN_ENDPOINT_AUTH_METHODS = clients.SUPPORTED_AUTH_METHODS
 
+    @hooked
     def validate_token_request(self):
         client = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
@@ -44,12 +42,12 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
         if form.get("actor_token") or form.get("actor_token_type"):
             raise InvalidRequestError("actor_token is not supported: the subject token's holder is the actor.")
         if form.get("resource"):
-            raise InvalidTargetError("resource is not supported; use audience.")
+            raise InvalidTarget("resource is not supported; use audience.")
         self.request.audience = self._audience(client, self.request.payload.datalist.get("audience") or [])
         subject_token = tokens.find_access_token(form["subject_token"])
         if subject_token is None or subject_token.client_id != client.client_id:
             raise InvalidGrantError("subject_token is not an active access token issued to this client.")
-        if subject_token.dpop_jkt and subject_token.dpop_jkt != dpop.proven_key():
+        if subject_token.dpop_jkt and subject_token.dpop_jkt != proven_key(self.request):
             raise InvalidGrantError("subject_token is DPoP-bound: the request needs a DPoP proof by its key (RFC 9449).")
         assistant = accounts.get(subject_token.account_id) if subject_token.account_id else None
         if assistant is None or not assistant.is_active or subject_token.delegation_id is not None:
@@ -68,7 +66,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
         allowed = tokens.access_token_audience(client)
         allowed = allowed if isinstance(allowed, list) else [allowed]
         if len(requested) > 1 or requested[0] not in allowed:
-            raise InvalidTargetError("audience is not a resource server this client may address.")
+            raise InvalidTarget("audience is not a resource server this client may address.")
         return requested[0]
 
     def _scope(self, client: clients.Client, subject_token: tokens.Token) -> str:
@@ -87,6 +85,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
         response, _ = tokens.issue(
             self.request.client, delegation.owner, self.request.scope, grant_type=self.GRANT_TYPE,
             context=subject_token.context, delegation=delegation, audience=self.request.audience,
+            dpop_jkt=proven_key(self.request),
         )
         response["issued_token_type"] = ACCESS_TOKEN_TYPE  # RFC 8693 §2.2.1
         db.session.commit()

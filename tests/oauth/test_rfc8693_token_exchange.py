@@ -7,7 +7,9 @@ from joserfc import jwt
 
 from idp import audit, clock, client as clients, delegation as delegations, token as tokens
 from idp.extensions import db
-from tests.delegation.conftest import EXCHANGE_SCOPE, access_token, assist, days_until, majority_of
+from idp.subject import subject_for
+from tests.delegation.conftest import (EXCHANGE_SCOPE, access_token, assist, child, days_until, majority_of, parent,  # noqa: F401  (fixtures)
+                                      pharmacy, viewer)
 from tests.oauth.conftest import register
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -43,11 +45,11 @@ def test_the_assistant_gets_a_token_for_the_patient_with_act(oidc, viewer, child
 
 def test_subjects_are_those_the_client_sees_pairwise_included(oidc, pharmacy, child, parent):
     assist(child, parent)
-    child_sub = tokens.subject_for(child.account, pharmacy)
+    child_sub = subject_for(child.account, pharmacy)
     response = exchange(oidc, pharmacy, access_token(pharmacy, parent), child_sub)
     claims = jwt.decode(response.get_json()["access_token"], oidc.jwks()).claims
     assert claims["sub"] == child_sub
-    assert claims["act"] == {"sub": tokens.subject_for(parent.account, pharmacy)}
+    assert claims["act"] == {"sub": subject_for(parent.account, pharmacy)}
     assert_error(exchange(oidc, pharmacy, access_token(pharmacy, parent), child.account.subject), 400, "invalid_grant")
 
 
@@ -91,7 +93,7 @@ def test_a_client_not_registered_for_the_grant_is_unauthorized_client(oidc, chil
 
 def test_a_token_issued_to_another_client_is_invalid_grant(oidc, viewer, pharmacy, child, parent):
     assist(child, parent)
-    assert_error(exchange(oidc, pharmacy, access_token(viewer, parent), tokens.subject_for(child.account, pharmacy)), 400, "invalid_grant")
+    assert_error(exchange(oidc, pharmacy, access_token(viewer, parent), subject_for(child.account, pharmacy)), 400, "invalid_grant")
 
 
 def test_the_client_must_authenticate(client, viewer, child, parent):

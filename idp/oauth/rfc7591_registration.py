@@ -7,18 +7,19 @@ Registration is open only to holders of a single-use initial access token issued
 first party, pairwise subjects unless they ask otherwise. Each gets a registration access token
 to read, replace or delete its own registration. Validation is the client registry's
 (:mod:`idp.client`); this module only translates between JSON and the registry.
+``FEATURES["dynamic_registration"]`` turns it on or off.
 """
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint, InvalidClientMetadataError, InvalidRedirectURIError
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint
-from flask import current_app, request as flask_request
+from flask import Blueprint, current_app, request as flask_request
 
 from .. import client as clients, clock, outbound_address, token as tokens
-from ..extensions import csrf, db
-from . import blueprint
-from .server import authorization
+from ..extensions import authorization, csrf, db
+
+blueprint = Blueprint("oauth_registration", __name__)
 
 DEFAULT_GRANT_TYPES = ["authorization_code"]  # RFC 7591 §2
 DEFAULT_SCOPE = "openid profile email phone"

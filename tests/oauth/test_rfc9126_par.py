@@ -116,7 +116,7 @@ def test_a_client_that_must_push_cannot_use_a_plain_request(oidc, patients):
     assert "code" in query_of(oidc.authorize(authorize_url(strict, pushed.get_json()["request_uri"]), patients.create()).headers["Location"])
 
 
-@pytest.mark.settings(PAR_REQUIRED_FOR_ALL_CLIENTS=True)
+@pytest.mark.settings(FEATURES={"par": {"required_for_all_clients": True}})
 def test_discovery_announces_par(client):
     document = client.get("/.well-known/openid-configuration").get_json()
     assert document["pushed_authorization_request_endpoint"] == "http://127.0.0.1:5000/par"

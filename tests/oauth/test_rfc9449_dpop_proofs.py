@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from joserfc import jwk, jws
 
-from idp import clock, dpop
+from idp import clock
+from idp.oauth import errors, rfc9449_dpop as dpop
 
 TOKEN_URL = "http://127.0.0.1:5000/token"
 
@@ -38,7 +39,7 @@ def holder(app):
 
 def refused(proof_or_values, method="POST", url=TOKEN_URL, access_token=None) -> str:
     values = proof_or_values if isinstance(proof_or_values, list) else [proof_or_values]
-    with pytest.raises(dpop.InvalidProof) as raised:
+    with pytest.raises(errors.InvalidDPoPProof) as raised:
         dpop.verify_proof(values, method, url, access_token)
     return raised.value.description
 
@@ -77,7 +78,7 @@ def test_a_private_or_symmetric_key_in_the_header_is_refused(holder):
     assert "public asymmetric" in refused(holder.proof(public=holder.key.as_dict(private=True)))
     secret = jwk.OctKey.generate_key(256)
     symmetric = Holder(secret)
-    with pytest.raises(dpop.InvalidProof):
+    with pytest.raises(errors.InvalidDPoPProof):
         dpop.verify_proof([symmetric.proof(header={"alg": "HS256"}, public=secret.as_dict())], "POST", TOKEN_URL)
 
 
@@ -101,16 +102,16 @@ def test_ath_binds_the_proof_to_the_access_token(holder):
     assert "ath" in refused(holder.proof("GET", url), "GET", url, access_token="token-1")
 
 
-@pytest.mark.settings(DPOP_NONCE_REQUIRED=True, DPOP_NONCE_LIFETIME=300)
+@pytest.mark.settings(FEATURES={"dpop": {"nonce_required": True, "nonce_lifetime": 300}})
 def test_nonces_when_required(app, holder):
-    with pytest.raises(dpop.NonceRequired):
+    with pytest.raises(errors.UseDPoPNonce):
         dpop.verify_proof([holder.proof()], "POST", TOKEN_URL)
     nonce = dpop.current_nonce()
     assert dpop.verify_proof([holder.proof(nonce=nonce)], "POST", TOKEN_URL)
     clock.advance(timedelta(seconds=300))
     assert dpop.verify_proof([holder.proof(nonce=nonce)], "POST", TOKEN_URL), "the previous window's nonce still works"
     clock.advance(timedelta(seconds=300))
-    with pytest.raises(dpop.NonceRequired):
+    with pytest.raises(errors.UseDPoPNonce):
         dpop.verify_proof([holder.proof(nonce=nonce)], "POST", TOKEN_URL)
-    with pytest.raises(dpop.NonceRequired):
+    with pytest.raises(errors.UseDPoPNonce):
         dpop.verify_proof([holder.proof(nonce="forged")], "POST", TOKEN_URL)
