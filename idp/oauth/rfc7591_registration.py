@@ -6,7 +6,10 @@ Registration is open only to holders of a single-use initial access token issued
 (``idp clients initial-token``, RFC 7591 §3). Clients registered here are third parties: never
 first party, pairwise subjects unless they ask otherwise. Each gets a registration access token
 to read, replace or delete its own registration. Validation is the client registry's
-(:mod:`idp.client`); this module only translates between JSON and the registry.
+(:mod:`idp.client`); this module only translates between JSON and the registry. What only an
+admin may give (reserved scopes and grants, a public ``sub``, a protected name) holds the client
+until ``idp clients approve``; the answer lists it under ``pending_approval`` (RFC 7591 §3.2.1
+lets the server decide what it provisions).
 ``FEATURES["dynamic_registration"]`` turns it on or off.
 """
 
@@ -167,13 +170,17 @@ def _registry_arguments(metadata: dict) -> dict:
 
 
 def _client_information(client: clients.Client) -> dict:
-    """RFC 7591 §3.2.1: the registered metadata and what the server provisioned."""
-    return {
+    """RFC 7591 §3.2.1: the registered metadata and what the server provisioned; while an admin's
+    approval is awaited, what it is awaited for (the client cannot be used meanwhile)."""
+    information = {
         **client.client_metadata,
         "client_id": client.client_id,
         "client_id_issued_at": clock.to_timestamp(client.created_at),
         "client_secret_expires_at": 0,
     }
+    if client.is_held:
+        information["pending_approval"] = list(client.pending_approval)
+    return information
 
 
 def _registration_management(client: clients.Client, registration_access_token: str, client_secret: str | None) -> dict:
@@ -205,7 +212,7 @@ class ClientRegistration(ClientRegistrationEndpoint):
     def save_client(self, client_info, client_metadata, request):
         try:
             client, request.client_secret = clients.create(**_registry_arguments(client_metadata), first_party=False,
-                                                           actor="registration")
+                                                           actor="registration", self_registered=True)
         except clients.InvalidClientMetadata as error:
             raise _client_metadata_error(error) from error
         return client
@@ -259,7 +266,7 @@ class ClientConfiguration(ClientConfigurationEndpoint):
         """RFC 7592 §2.2: the request replaces the registration; omitted fields take their defaults."""
         actor = f"client:{client.client_id}"
         try:
-            clients.update(client, actor=actor, **_registry_arguments(client_metadata))
+            clients.update(client, actor=actor, self_registered=True, **_registry_arguments(client_metadata))
             if client.token_endpoint_auth_method in SECRET_AUTH_METHODS and client.client_secret_hash is None:
                 request.client_secret = clients.rotate_secret(client, actor=actor)
         except clients.InvalidClientMetadata as error:
