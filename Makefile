@@ -13,12 +13,13 @@ PYTEST_ARGS ?=
 # Use sudo for apt-get when not root (and sudo exists).
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
-.PHONY: help venv system-deps test-tools test fuzz run bench clean distclean services-start services-stop
+.PHONY: help venv system-deps test-tools test screenshots fuzz run bench clean distclean services-start services-stop
 
 help:
 	@echo "make venv         create .venv and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages (chromium, redis, postgresql, ...)"
 	@echo "make test         run pytest against throwaway PostgreSQL + Redis (PYTEST_ARGS=...)"
+	@echo "make screenshots  run the browser tests and refresh docs/screenshots/ from them"
 	@echo "make fuzz         the fuzz tests (marker fuzz) with 20x the examples of make test (several minutes)"
 	@echo "make run          migrate, seed demo data and start the demo (IdP, DSP viewer, DSP API, sandboxes)"
 	@echo "make bench        benchmark on gunicorn + PostgreSQL + Redis (BENCH_ARGS=...), a few minutes"
@@ -38,10 +39,12 @@ $(VENV_PY):
 		$(PYTHON) -m venv $(VENV); \
 	fi
 
-# Re-install only when the package metadata changes.
+# Re-install only when the package metadata changes; pip's output goes to a log, shown only on failure.
 $(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
-	@$(PIP) install -q --upgrade pip
-	@$(PIP) install -q -e '.[test,sandbox]'
+	@echo "venv: installing the package and its dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@if ! { $(PIP) install -q --upgrade pip && $(PIP) install -q -e '.[test,sandbox]'; } >$(VENV)/install.log 2>&1; then \
+		tail -n 40 $(VENV)/install.log >&2; echo "venv: pip install failed (whole log: $(VENV)/install.log)" >&2; exit 1; \
+	fi
 	@touch $@
 
 system-deps:
@@ -54,14 +57,20 @@ test-tools:
 test: venv system-deps test-tools
 	@scripts/run-tests.sh $(PYTEST_ARGS)
 
+# The README's pictures come from the browser tests; a plain test run leaves docs/ alone.
+screenshots: venv system-deps test-tools
+	@IDP_PUBLISH_SCREENSHOTS=1 scripts/run-tests.sh tests/browser/test_patient_experience_browser.py tests/browser/test_dsp_viewer_browser.py
+
 # The same fuzz tests `make test` runs bounded (tests marked fuzz), far longer (tests/security/fuzzing.py).
 fuzz: venv system-deps
 	@IDP_FUZZ=1 scripts/run-tests.sh -m fuzz $(PYTEST_ARGS) tests
 
-# The whole demo (rp_demo/launcher.py): migrate, seed, then the IdP (:5000), DSP viewer (:5001),
-# DSP API (:5002) and the MyGuichet/LuxTrust sandboxes (:5010, :5011); Ctrl-C stops them all.
+# The whole demo (rp_demo/launcher.py): the Debian packages it needs (xmlsec1 for SAML, fonts for
+# the PDFs), then migrate, seed, and the IdP (:5000), DSP viewer (:5001), DSP API (:5002) and the
+# MyGuichet/LuxTrust sandboxes (:5010, :5011); the summary comes last; Ctrl-C stops them all.
 run: venv
-	$(VENV_PY) -m rp_demo.launcher
+	@scripts/system-deps.sh --demo
+	@$(VENV_PY) -m rp_demo.launcher
 
 # Benchmark (bench/run.py): its own PostgreSQL, Redis and gunicorn on loopback; results in
 # bench/results/. Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.

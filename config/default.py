@@ -188,15 +188,31 @@ FEATURES = {
 
 # Languages of the pages; the first is the default.
 LANGUAGES = ["fr", "de", "en"]
+# Times on the pages (the patient's "Traçabilité") are Luxembourg time; the database keeps UTC.
+BABEL_DEFAULT_TIMEZONE = "Europe/Luxembourg"
 
 # Helpdesk contacts shown on pages and letters (from the patient guide).
 HELPDESK_PHONE = "(+352) 27 12 50 18 33"
 HELPDESK_EMAIL = "helpdesk@esante.lu"
 
-# "Mes services eSanté": the services listed after login, in this order (the DSP first).
+# "Mes services eSanté": the services listed after login, in this order (the DSP first). "name"
+# and "description" are either one text or one per language of LANGUAGES (the first language
+# stands in for a missing one); "{SETTING}" in "url" is that setting's value, so the demo's DSP
+# link follows DEMO_DSP_VIEWER_URL.
 SERVICES = [
-    {"name": "Dossier de Soins Partagé (DSP)", "url": "http://127.0.0.1:5001/", "description": "Votre dossier de soins partagé"},
-    {"name": "MyDSP", "url": "https://www.esante.lu/mydsp", "description": "L'application mobile de votre DSP"},
+    {
+        "name": {"fr": "Dossier de Soins Partagé (DSP)", "de": "Gemeinsame Patientenakte (DSP)", "en": "Shared Care Record (DSP)"},
+        "url": "{DEMO_DSP_VIEWER_URL}/",
+        "description": {"fr": "Votre dossier de soins partagé : documents, ligne de vie, assistants et traçabilité",
+                        "de": "Ihre gemeinsame Patientenakte: Dokumente, Lebenslinie, Assistenten und Zugriffsprotokoll",
+                        "en": "Your shared care record: documents, timeline, assistants and access log"},
+    },
+    {
+        "name": "MyDSP",
+        "url": "https://www.esante.lu/mydsp",
+        "description": {"fr": "L'application mobile de votre DSP", "de": "Die mobile App Ihrer Patientenakte (DSP)",
+                        "en": "The mobile app of your shared care record (DSP)"},
+    },
 ]
 
 # ``idp demo seed``: the client secret of the demo DSP viewer (client id "dsp-viewer"). The demo

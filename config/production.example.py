@@ -94,7 +94,12 @@ SIGNING_KEY_RETENTION = 24 * 3600
 # --- pages -------------------------------------------------------------------------------------
 
 # "Mes services eSanté" after login, the DSP first.
+# "name" and "description": one text, or one per language ({"fr": …, "de": …, "en": …}).
 SERVICES = [
-    {"name": "Dossier de Soins Partagé (DSP)", "url": "https://dsp.esante.lu/", "description": "Votre dossier de soins partagé"},
-    {"name": "MyDSP", "url": "https://www.esante.lu/mydsp", "description": "L'application mobile de votre DSP"},
+    {"name": {"fr": "Dossier de Soins Partagé (DSP)", "de": "Gemeinsame Patientenakte (DSP)", "en": "Shared Care Record (DSP)"},
+     "url": "https://dsp.esante.lu/",
+     "description": {"fr": "Votre dossier de soins partagé", "de": "Ihre gemeinsame Patientenakte", "en": "Your shared care record"}},
+    {"name": "MyDSP", "url": "https://www.esante.lu/mydsp",
+     "description": {"fr": "L'application mobile de votre DSP", "de": "Die mobile App Ihrer Patientenakte (DSP)",
+                     "en": "The mobile app of your shared care record (DSP)"}},
 ]

@@ -12,13 +12,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     settings.load(app, config)
 
-    from .extensions import babel, csrf, db, limiter, migrate
+    from .extensions import DeferredMigrations, babel, csrf, db, limiter
     from . import observability, public_documents
 
     public_documents.init_app(app)  # innermost: behind ProxyFix, in front of Flask
     observability.init_app(app)  # first: its request hooks time and log everything after them
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(settings.resource_path("migrations")))
+    app.extensions["migrate"] = DeferredMigrations(db, str(settings.resource_path("migrations")))  # for `idp db`
     babel.init_app(app, locale_selector=_select_locale)
     csrf.init_app(app)
     limiter.init_app(app)

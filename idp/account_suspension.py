@@ -56,3 +56,6 @@ def enable_command(matricule: str, as_json: bool) -> None:
     result = enable(_find(matricule), actor="cli")
     db.session.commit()
     emit(result, as_json, lambda r: f"now {r['status']}")
+
+
+patients_cli = accounts.patients_cli  # `idp patients`, with disable and enable added above

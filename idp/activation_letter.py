@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from fpdf import FPDF
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -164,16 +163,26 @@ def _pending_accounts(matricules: tuple[str, ...]) -> tuple[list[accounts.Accoun
     return found, problems
 
 
+# In the wizard's order and words (idp/templates/flows/activation/): the CGU first, then its five steps.
 LETTER_STEPS = [
-    "Rendez-vous sur {portal} et choisissez « J'active mon compte ».",
-    "Saisissez votre matricule et le code d'activation ci-dessus.",
-    "Acceptez les conditions d'utilisation et choisissez votre mot de passe.",
-    "Confirmez votre adresse e-mail ou votre numéro de portable avec le code reçu.",
+    "Rendez-vous sur {portal}, cliquez sur « J'active mon compte », acceptez les Conditions Générales d'Utilisation "
+    "et cliquez sur « Activer mon compte ».",
+    "Etape 1 – Code d'activation : saisissez votre matricule, répondez « Oui » et entrez le code d'activation ci-dessus, "
+    "puis cliquez sur « Etape suivante ».",
+    "Etape 2 – Mot de passe : définissez un mot de passe personnel (au minimum 8 caractères, dont au moins un caractère "
+    "alphabétique et un caractère numérique), confirmez-le et cliquez sur « Etape suivante ».",
+    "Etape 3 – Sécurisation de votre compte : choisissez Mobile ou E-mail pour recevoir votre code à usage unique, "
+    "cliquez sur « Valider », rentrez le code reçu et validez.",
+    "Etape 4 – Autres moyens d'authentification : si vous le souhaitez (pas obligatoire), associez un produit LuxTrust ; "
+    "sinon cliquez sur « Etape suivante ».",
+    "Etape 5 – Confirmation : votre activation est terminée ; cliquez sur « Connectez-vous ».",
 ]
 
 
 def letters_pdf(letters: list[tuple[accounts.Account, "ActivationLetter", str]]) -> bytes:
     """One A4 page per patient: address block, code in large type, expiry, steps and helpdesk contacts."""
+    from fpdf import FPDF  # here, not at the top: fpdf and fontTools take half a second to import
+
     config = current_app.config
     portal = config["ISSUER"].rstrip("/") + "/activation"
     document = FPDF(format="A4")

@@ -72,6 +72,7 @@ class Event(str, enum.Enum):
     CONTACT_CHANGED = "account:contact_changed"
     CHANNEL_PREFERENCE_CHANGED = "account:channel_preference_changed"
     PASSWORD_CHANGED = "account:password_changed"
+    PASSWORD_CREATED = "account:password_created"
     PASSWORD_RECOVERY_STARTED = "account:password_recovery_started"
     PASSWORD_RECOVERY_UNKNOWN = "account:password_recovery_unknown"
     PASSWORD_RESET = "account:password_reset"

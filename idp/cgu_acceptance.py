@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
-from fpdf import FPDF
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -55,6 +54,8 @@ def latest(account_id: int) -> CguAcceptance | None:
 
 def pdf(language: str, version: str | None = None) -> bytes:
     """The CGU as a PDF ("Téléchargeables en PDF")."""
+    from fpdf import FPDF  # here, not at the top: fpdf and fontTools take half a second to import
+
     version = version or current_version()
     document = FPDF(format="A4")
     document.set_title(f"CGU eSanté {version}")

@@ -63,7 +63,7 @@ def claim_values(account: Account) -> dict[str, Any]:
         "family_name": account.family_name,
         "given_name": account.given_name,
         "birthdate": account.birth_date.isoformat(),
-        "locale": account.locale or "fr",
+        "locale": account.locale,  # only once the patient chose a language: relying parties then follow it
         "updated_at": clock.to_timestamp(account.updated_at),
         "email": account.email,
         "email_verified": bool(account.email_verified),

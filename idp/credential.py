@@ -141,6 +141,11 @@ def set_password_hash(account: Account, password_hash: str) -> None:
     credential.locked_until = None
 
 
+def has_password(account: Account) -> bool:
+    """False for an account activated through MyGuichet.lu that never chose a password."""
+    return db.session.get(PasswordCredential, account.id) is not None
+
+
 def locked_until(account: Account) -> datetime | None:
     credential = db.session.get(PasswordCredential, account.id)
     if credential and credential.locked_until and credential.locked_until > clock.now():

@@ -1,7 +1,10 @@
 """``idp demo seed``: the demo data ``make run`` needs, created once and reused.
 
-Three patients from the registry (a parent with a password, his minor child and another adult
-waiting for activation with a letter) and the two demo relying parties with fixed client ids.
+Patients from the registry, one per scenario of the README's walk-through: a parent with a
+password (Hector Doe), his minor child waiting for activation with a letter (Rita Doe), an adult
+the MyGuichet.lu sandbox knows, to activate through MyGuichet (Filat D.), and an adult waiting
+for a printed letter (``idp letters render``) or a helpdesk request (Claire Weber); and the
+two demo relying parties with fixed client ids, named in French, German and English.
 Activation codes exist in clear only when a letter is issued, so a re-run cannot show them
 again; it re-issues letters only when asked (``--reissue-letters``) or when none is usable.
 """
@@ -39,15 +42,24 @@ class DemoPatient:
     email: str | None
     mobile: str | None
     active: bool
+    scenario: str  # what the README's walk-through does with this person
+    address: str = ""
 
     def birth_date(self, today: date) -> date:
         return self.born or today.replace(year=today.year - 10, day=1)
 
 
 PATIENTS = (
-    DemoPatient("Hector", "Doe", "101", date(1984, 6, 15), "hector.doe@example.lu", "+352621000101", active=True),
-    DemoPatient("Rita", "Doe", "102", None, None, None, active=False),
-    DemoPatient("Filat", "D.", "103", date(1991, 9, 3), "filat.d@example.lu", "+352621000103", active=False),
+    DemoPatient("Hector", "Doe", "101", date(1984, 6, 15), "hector.doe@example.lu", "+352621000101", active=True,
+                scenario="parent: log in, become Rita's Assistant DSP, open her record", address="12, rue de la Gare\nL-4131 Esch-sur-Alzette"),
+    DemoPatient("Rita", "Doe", "102", None, None, None, active=False,
+                scenario="his child: activate with the letter's code (J'active mon compte)", address="12, rue de la Gare\nL-4131 Esch-sur-Alzette"),
+    DemoPatient("Filat", "D.", "103", date(1991, 9, 3), "filat.d@example.lu", "+352621000103", active=False,
+                scenario="activate through MyGuichet.lu (sandbox citizen mg-filat), then Mon compte > Créer un mot de passe",
+                address="4, avenue de la Liberté\nL-1930 Luxembourg"),
+    DemoPatient("Claire", "Weber", "104", date(1968, 2, 21), None, None, active=False,
+                scenario="no letter yet: idp letters render, or Je n'ai pas de code d'activation",
+                address="27, route d'Arlon\nL-8009 Strassen"),
 )
 
 
@@ -90,7 +102,7 @@ def _import_missing_patients() -> list[DemoPatient]:
         value = matricule.with_check_digits(born.strftime("%Y%m%d") + person.sequence)
         if accounts.find_by_matricule(value) is not None:
             raise DemoRefused(f"matricule {value} already belongs to a patient who is not {person.given_name} {person.family_name}")
-        writer.writerow([value, person.family_name, person.given_name, born.isoformat(), person.email or "", person.mobile or "", ""])
+        writer.writerow([value, person.family_name, person.given_name, born.isoformat(), person.email or "", person.mobile or "", person.address])
     accounts.import_registry(extract.getvalue())
     return missing
 
@@ -102,6 +114,7 @@ def _prepare_patient(person: DemoPatient, created: bool, reissue_letters: bool) 
         "matricule": account.matricule,
         "birth_date": account.birth_date,
         "created": created,
+        "scenario": person.scenario,
     }
     if person.active:
         _activate_with_password(account)
@@ -158,7 +171,7 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
     viewer_url = current_app.config["DEMO_DSP_VIEWER_URL"].rstrip("/")
     registered, created = _ensure(
         DSP_VIEWER_ID,
-        name="DSP viewer (demo)",
+        name="Dossier de Soins Partagé (DSP)",
         redirect_uris=[f"{viewer_url}/callback"],
         post_logout_redirect_uris=[f"{viewer_url}/"],
         grant_types=DEMO_GRANT_TYPES,
@@ -166,7 +179,10 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
         auth_method="client_secret_basic",
         first_party=True,
         extra_metadata={**_dsp_api_audiences(), "backchannel_logout_uri": f"{viewer_url}/backchannel-logout",
-                        "backchannel_logout_session_required": True},
+                        "backchannel_logout_session_required": True,
+                        # OpenID Connect Dynamic Client Registration §2.1: the name in each page language
+                        "client_name#fr": "Dossier de Soins Partagé (DSP)", "client_name#de": "Gemeinsame Patientenakte (DSP)",
+                        "client_name#en": "Shared Care Record (DSP)"},
     )
     if not registered.check_client_secret(secret):
         # client.create and rotate_secret only make random secrets; the demo needs a known one.
@@ -180,7 +196,7 @@ def _ensure_mydsp() -> dict[str, Any]:
     bound to the app's key: no token without a DPoP proof (RFC 9449 §5.2)."""
     registered, created = _ensure(
         MYDSP_ID,
-        name="MyDSP (demo)",
+        name="MyDSP",
         redirect_uris=["http://127.0.0.1/callback"],
         grant_types=DEMO_GRANT_TYPES,
         scope=f"openid profile offline_access {DELEGATION_SCOPES}",

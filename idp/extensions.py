@@ -7,7 +7,6 @@ from flask import request as http_request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -22,7 +21,6 @@ naming_convention = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
-migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
 # Redis down: fall back to in-memory limits (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), not
@@ -31,6 +29,26 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
 
 
+class DeferredMigrations:
+    """Flask-Migrate's ``app.extensions["migrate"]``, made on first use.
+
+    Importing Flask-Migrate loads Alembic, half a second that every ``idp`` command and every
+    worker would pay; only ``idp db …`` and the migration tests read this entry, through the
+    attributes of Flask-Migrate's own configuration object, which this builds when first asked.
+    """
+
+    def __init__(self, database: SQLAlchemy, directory: str) -> None:
+        self._database, self._directory, self._configuration = database, directory, None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._configuration is None:
+            from flask_migrate import Migrate, _MigrateConfig
+
+            migrate = Migrate(db=self._database, directory=self._directory)
+            self._configuration = _MigrateConfig(migrate, self._database, **migrate.alembic_ctx_kwargs)
+        return getattr(self._configuration, name)
 
 
 class ResourceProtector(AuthlibResourceProtector):

@@ -109,6 +109,11 @@ def listing(status: str | None = None) -> list[HelpdeskRequest]:
 
 
 def view(request: HelpdeskRequest) -> dict:
+    """The request with what the helpdesk must know to act: whether it matches the registry, the
+    state of the account with its matricule (``none`` when there is none), and whether a new
+    letter can be issued (only for a matching account still waiting for activation)."""
+    matching = matching_account(request)
+    account = matching or accounts.find_by_matricule(request.matricule)
     return {
         "id": request.id,
         "matricule": request.matricule,
@@ -122,7 +127,9 @@ def view(request: HelpdeskRequest) -> dict:
         "status": request.status,
         "resolved_at": request.resolved_at,
         "resolved_by": request.resolved_by,
-        "matches_registry": matching_account(request) is not None,
+        "matches_registry": matching is not None,
+        "account_state": account.status if account is not None else "none",
+        "can_issue_letter": matching is not None and matching.status == accounts.AccountStatus.PENDING.value,
     }
 
 
@@ -135,7 +142,9 @@ requests_cli = AppGroup("requests", help="\"Je n'ai pas de code d'activation\" r
 def list_command(status: str | None, as_json: bool) -> None:
     """List requests, oldest first."""
     rows = [view(r) for r in listing(status)]
-    emit(rows, as_json, lambda items: "\n".join(f"#{r['id']} {r['status']} {r['family_name']} {r['given_name']} {r['birth_date']}" for r in items))
+    emit(rows, as_json, lambda items: "\n".join(
+        f"#{r['id']} {r['status']} {r['family_name']} {r['given_name']} {r['birth_date']} account {r['account_state']}"
+        + ("" if r["can_issue_letter"] or r["status"] != RequestStatus.OPEN.value else " (no letter possible: reject)") for r in items))
 
 
 @requests_cli.command("resolve")

@@ -174,7 +174,7 @@ outbox_cli = AppGroup("outbox", help="Messages kept by the outbox backend (devel
 def list_command(to: str | None, as_json: bool) -> None:
     """List outbox messages, oldest first."""
     rows = [
-        {"to": m.to, "channel": m.channel, "body": m.body, "created_at": m.created_at}
+        {"to": m.to, "channel": m.channel, "subject": m.subject, "body": m.body, "created_at": m.created_at}
         for m in outbox_messages(to)
     ]
     emit(rows, as_json, lambda items: "\n".join(f"{r['created_at']:%Y-%m-%d %H:%M:%S} {r['channel']:5} {r['to']}: {r['body']}" for r in items))

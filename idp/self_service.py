@@ -3,6 +3,8 @@
 - A new e-mail or mobile: the current password, then a code sent to the new value; the old
   value is told of the change (so a hijacked session cannot silently take over the account).
 - A new password: the current password and a code on the preferred channel.
+- A first password, for an account activated through MyGuichet.lu without one: a code on the
+  preferred channel (the channel MyGuichet.lu gave, or one verified since).
 - A forgotten password: the matricule and a code on the registered channel; the other
   channel, when there is one, is told.
 """
@@ -13,6 +15,7 @@ from . import account as accounts, activation, audit, clock, credential, messagi
 
 CONTACT_PURPOSE = "contact_change"
 PASSWORD_PURPOSE = "password_change"
+PASSWORD_CREATION_PURPOSE = "password_creation"
 RECOVERY_PURPOSE = "password_recovery"
 
 
@@ -55,6 +58,36 @@ def finish_password_change(account: accounts.Account, challenge: one_time_code.O
     one_time_code.verify(challenge, code)
     credential.set_password(account, password)
     audit.record(audit.Event.PASSWORD_CHANGED, account_id=account.id)
+
+
+class AccountHasPassword(Exception):
+    """A first password is for accounts without one: the others change theirs with the current one."""
+
+
+class NoChannel(Exception):
+    """No e-mail or mobile to send a code to: only the helpdesk can help."""
+
+
+def start_password_creation(account: accounts.Account) -> one_time_code.OneTimeCode:
+    """Send a code to the preferred channel of an account that has no password yet."""
+    if credential.has_password(account):
+        raise AccountHasPassword()
+    if not account.channels():
+        raise NoChannel()
+    channel = account.channels()[0]
+    return one_time_code.start(account.id, PASSWORD_CREATION_PURPOSE, channel, account.destination(channel))
+
+
+def finish_password_creation(account: accounts.Account, challenge: one_time_code.OneTimeCode, code: str, password: str,
+                             confirmation: str) -> None:
+    if credential.has_password(account):
+        raise AccountHasPassword()
+    failures = credential.new_password_failures(account, password, confirmation)
+    if failures:
+        raise credential.PasswordTooWeak(failures)
+    one_time_code.verify(challenge, code)
+    credential.set_password(account, password)
+    audit.record(audit.Event.PASSWORD_CREATED, account_id=account.id, channel=challenge.channel)
 
 
 def start_recovery(matricule: str) -> one_time_code.OneTimeCode | None:

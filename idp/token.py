@@ -173,7 +173,8 @@ def save_authorization_code(code: str, *, client: Client, account: Account, redi
         expires_at=now + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_TTL"]),
     )
     db.session.add(row)
-    audit.record(audit.Event.AUTHORIZATION_CODE_ISSUED, account_id=account.id, client_id=client.client_id, scope=scope)
+    audit.record(audit.Event.AUTHORIZATION_CODE_ISSUED, account_id=account.id, client_id=client.client_id, scope=scope,
+                 amr=list(context.amr or []))  # the trail says how the patient logged in to the service
     return row
 
 

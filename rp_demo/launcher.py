@@ -3,9 +3,11 @@
 It migrates the embedded SQLite database, seeds the demo data (new activation codes for the
 pending patients at each start: the old ones exist only as hashes, so they could not be
 shown again), then starts the identity provider, the DSP API, the DSP viewer and the MyGuichet
-and LuxTrust sandbox stand-ins (``idp sandbox run``). Each runs in its own process; the
-launcher prints where they answer and who can log in, and stops them all on Ctrl-C or
-SIGTERM (or as soon as one of them dies).
+and LuxTrust sandbox stand-ins (``idp sandbox run``). Each runs in its own process and writes
+its log to a file of its own (``--log-dir``), so that the summary the launcher prints once all
+of them answer (where they answer, who can log in with what, the commands of the README's
+walk-through) stays the last thing on the terminal. It stops them all on Ctrl-C or SIGTERM (or
+as soon as one of them dies, showing the end of that one's log).
 """
 
 import argparse
@@ -26,10 +28,14 @@ import requests
 STOP_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SANDBOXES = ("myguichet", "luxtrust")
+DEFAULT_ISSUER = "http://127.0.0.1:5000"
 
 
 class LaunchFailed(Exception):
     pass
+
+
+LOG_TAIL_LINES = 20
 
 
 @dataclass
@@ -39,6 +45,13 @@ class Service:
     health_path: str
     command: list[str]
     process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def log_tail(self) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        return "\n".join(f"    {line}" for line in lines)
 
 
 def idp_command() -> str:
@@ -99,7 +112,8 @@ def die_with_the_launcher() -> None:
 def wait_until_answering(service: Service, deadline: float, stop: threading.Event) -> None:
     while not stop.is_set():
         if service.process.poll() is not None:
-            raise LaunchFailed(f"{service.name} exited with status {service.process.returncode}")
+            raise LaunchFailed(f"{service.name} exited with status {service.process.returncode}; the end of {service.log}:\n"
+                               + service.log_tail())
         try:
             if requests.get(service.url + service.health_path, timeout=2).status_code < 500:
                 return
@@ -124,10 +138,12 @@ def stop_all(started: list[Service]) -> None:
             service.process.wait()
 
 
-def summary(started: list[Service], report: dict, issuer: str) -> str:
-    lines = ["", "eSanté demo is running (Ctrl-C stops everything):"]
+def summary(started: list[Service], report: dict, issuer: str, log_dir: Path) -> str:
+    """What a person needs to follow the README's walk-through, printed last."""
+    rule = "=" * 78
+    lines = ["", rule, "eSanté demo is running. Ctrl-C stops everything.", rule, "", "Services:"]
     lines += [f"  {service.name:<18} {service.url}" for service in started]
-    lines += [f"  One-time codes     {issuer}/dev/outbox  (or: idp outbox list)", "", "Demo patients:"]
+    lines += [f"  {'One-time codes':<18} {issuer}/dev/outbox", "", "Demo patients (README, \"Demo walk-through\"):"]
     for patient in report["patients"]:
         if "password" in patient:
             detail = f"password {patient['password']}"
@@ -135,14 +151,25 @@ def summary(started: list[Service], report: dict, issuer: str) -> str:
             detail = f"activation code {patient['activation_code']} (its letter's code)"
         else:
             detail = "already activated"
-        lines.append(f"  {patient['name']:<11} matricule {patient['matricule']}  {patient['status']:<8} {detail}")
+        lines.append(f"  {patient['name']:<13} matricule {patient['matricule']}  {patient['status']:<8} {detail}")
+        if patient.get("scenario"):
+            lines.append(f"  {'':<13} {patient['scenario']}")
     lines += ["", "Demo clients:"]
     for client in report["clients"]:
-        secret = f"secret {client['client_secret']}" if client.get("client_secret") else "public client (PKCE)"
+        secret = f"secret {client['client_secret']}" if client.get("client_secret") else "public client (PKCE, DPoP)"
         lines.append(f"  {client['client_id']:<11} {secret}")
     api = next(service.url for service in started if service.name == "DSP API")
-    lines += ["", f"MyDSP (the app on the command line): {sys.executable} -m rp_demo.mydsp --issuer {issuer} --dsp-api {api} login",
-              "Ready."]
+    idp = idp_command()
+    prefix = "" if issuer == DEFAULT_ISSUER else f"IDP_ISSUER={issuer} "
+    letter_patient = next((p for p in report["patients"] if p["status"] == "pending" and "password" not in p
+                           and p.get("scenario", "").startswith("no letter")), None)
+    mydsp = f"{sys.executable} -m rp_demo.mydsp --issuer {issuer} --dsp-api {api}"
+    lines += ["", "Commands of the walk-through:",
+              f"  MyDSP, the app:      {mydsp} login   (then: records, open 2)",
+              f"  one-time codes:      {prefix}{idp} outbox list",
+              f"  activation letters:  {prefix}{idp} letters render {letter_patient['matricule'] if letter_patient else 'MATRICULE'} --output letters.pdf",
+              f"  helpdesk requests:   {prefix}{idp} requests list",
+              "", f"Each service's log: {log_dir}/", "Ready."]
     return "\n".join(lines)
 
 
@@ -152,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in (("idp", 5000), ("viewer", 5001), ("api", 5002), ("myguichet", 5010), ("luxtrust", 5011)):
         parser.add_argument(f"--{name}-port", type=int, default=default)
     parser.add_argument("--ready-timeout", type=float, default=120, help="seconds for all services to answer")
+    parser.add_argument("--log-dir", type=Path, default=None, help="one log file per service (default: <instance>/demo-logs)")
     arguments = parser.parse_args(argv)
+    log_dir = arguments.log_dir or Path(os.environ.get("IDP_INSTANCE_PATH") or "instance") / "demo-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: getattr(arguments, f"{name}_port") for name in ("idp", "viewer", "api", *SANDBOXES)}
 
     stop = threading.Event()
@@ -167,16 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         for service in services(idp, arguments.host, ports):
             if stop.is_set():
                 break
-            service.process = subprocess.Popen(service.command, env=environment, preexec_fn=die_with_the_launcher)
+            service.log = log_dir / (service.name.lower().replace(" ", "-") + ".log")
+            with service.log.open("w", encoding="utf-8") as log:
+                service.process = subprocess.Popen(service.command, env=environment, preexec_fn=die_with_the_launcher,
+                                                   stdout=log, stderr=subprocess.STDOUT)
             started.append(service)
             wait_until_answering(service, deadline, stop)
         if not stop.is_set():
-            print(summary(started, report, f"http://{arguments.host}:{ports['idp']}"), flush=True)
+            print(summary(started, report, f"http://{arguments.host}:{ports['idp']}", log_dir), flush=True)
         while not stop.wait(0.5):
             ended = next((service for service in started if service.process.poll() is not None), None)
             # On Ctrl-C the terminal signals the services too: one may end just before we hear of it.
             if ended is not None and not stop.wait(1):
-                raise LaunchFailed(f"{ended.name} stopped unexpectedly (status {ended.process.returncode})")
+                raise LaunchFailed(f"{ended.name} stopped unexpectedly (status {ended.process.returncode}); the end of "
+                                   f"{ended.log}:\n{ended.log_tail()}")
     except LaunchFailed as error:
         print(f"demo stopped: {error}", file=sys.stderr, flush=True)
         stop_all(started)

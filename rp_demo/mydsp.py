@@ -46,6 +46,8 @@ REFRESH_MARGIN = 30
 DEFAULT_TOKEN_FILE = Path.home() / ".config" / "mydsp" / "tokens.json"
 DPOP_KEY_FILE_NAME = "dpop-key.json"  # beside the token file
 USE_DPOP_NONCE = "use_dpop_nonce"
+ACCESS_WITHDRAWN = ("L'accès de MyDSP à votre compte eSanté a été retiré ou a expiré (par exemple dans « Mon compte » › "
+                    "« Services autorisés »). Reconnectez-vous : python -m rp_demo.mydsp login")
 
 
 class MyDspError(Exception):
@@ -195,14 +197,20 @@ class MyDsp:
             try:
                 renewed = self._token_request(lambda headers: session.refresh_token(
                     self.metadata["token_endpoint"], refresh_token=token["refresh_token"], headers=headers))
-            except (AuthlibBaseError, KeyError) as error:
-                raise MyDspError(f"Session expirée, reconnectez-vous ({error}).") from None
+            except OAuthError as error:
+                if error.error == "invalid_grant":  # RFC 6749 §5.2: revoked, expired or withdrawn
+                    raise MyDspError(ACCESS_WITHDRAWN) from None
+                raise MyDspError(f"eSanté refuse de renouveler l'accès ({error.error}) : reconnectez-vous avec « login ».") from None
+            except (AuthlibBaseError, KeyError):
+                raise MyDspError(ACCESS_WITHDRAWN) from None
             self._save({**self.state, "token": dict(renewed)})
         return self.state["token"]["access_token"]
 
     def records(self) -> list[dict[str, Any]]:
         """My record first, then those I assist: ``{"sub", "name", "own"}``."""
         response = self._resource_request("GET", self.metadata["userinfo_endpoint"], self.access_token())
+        if response.status_code == 401 and 'error="invalid_token"' in response.headers.get("WWW-Authenticate", ""):
+            raise MyDspError(ACCESS_WITHDRAWN)  # RFC 6750 §3.1: the token was revoked with the access
         if response.status_code != 200:
             raise MyDspError(f"eSanté refuse la lecture du profil ({response.status_code}).")
         userinfo = response.json()

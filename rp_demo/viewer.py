@@ -1,4 +1,4 @@
-"""The DSP viewer: the demo web relying party (``python -m rp_demo.viewer``), in French like the DSP.
+"""The DSP viewer: the demo web relying party (``python -m rp_demo.viewer``), in French, German or English.
 
 A confidential client on Authlib's Flask integration: discovery, authorization code with PKCE
 (S256) and nonce, the ID token checked against the provider's JWKS, ``iss`` in the response
@@ -7,6 +7,13 @@ the provider ends the visits started in it). Its pages follow the guide's DSP sc
 record (Synthèse / Ligne de vie / Vue documentaire / Traçabilité) comes from the DSP API, the
 "Assistants" panel from the provider's delegation API, and "Accéder aux autres dossiers
 patient" opens a child's record with a token exchange (RFC 8693).
+
+The pages follow the patient's language like the provider's (Flask-Babel, catalogues in
+``rp_demo/translations``): a language picked in the header, else the ``locale`` claim of the
+patient's profile, else the browser's; the login asks the provider for the same (``ui_locales``,
+OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (its first page
+after the login or after "Accéder aux autres dossiers patient"), so its trail has one row per
+opening, not per tab; times are shown in Luxembourg time.
 
 Tokens stay on the server (a per-visit store keyed by a random id in the signed cookie): they
 do not fit a cookie, and a browser has no business holding them. That store, like the ``jti``
@@ -18,13 +25,15 @@ import argparse
 import secrets
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any, Mapping
 
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import Babel, format_datetime, get_locale, gettext as _, lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from joserfc.errors import JoseError
 from werkzeug.serving import run_simple
@@ -33,17 +42,23 @@ from .protocol import TIMEOUT, InvalidToken, LogoutTokenValidator, ProviderError
 
 SCOPE = "openid profile offline_access delegations assisted_patients"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
+LANGUAGES = ("fr", "de", "en")
 TABS = {
-    "synthese": "Synthèse",
-    "ligne-de-vie": "Ligne de vie",
-    "documents": "Vue documentaire",
-    "tracabilite": "Traçabilité",
+    "synthese": _l("Synthèse"),
+    "ligne-de-vie": _l("Ligne de vie"),
+    "documents": _l("Vue documentaire"),
+    "tracabilite": _l("Traçabilité"),
 }
 API_ERRORS = {
-    "not_found": "Aucun patient ne correspond à ce numéro assuré.",
-    "invalid_request": "Numéro assuré invalide : il compte 11 ou 13 chiffres.",
-    "conflict": "Cette personne est déjà assistant de ce dossier.",
-    "access_denied": "Vous ne pouvez pas gérer les assistants de ce dossier.",
+    "not_found": _l("Aucun patient ne correspond à ce numéro assuré."),
+    "invalid_request": _l("Numéro assuré invalide : il compte 11 ou 13 chiffres."),
+    "conflict": _l("Cette personne est déjà assistant de ce dossier."),
+    "access_denied": _l("Vous ne pouvez pas gérer les assistants de ce dossier."),
+}
+# The applications that read records, by client id: the trail names them, not their ids.
+APPLICATION_NAMES = {
+    "dsp-viewer": _l("DSP (site web)"),
+    "mydsp": _l("MyDSP (application mobile)"),
 }
 
 
@@ -125,8 +140,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # The provider shares the host 127.0.0.1 (cookies ignore ports): keep our cookie apart.
         SESSION_COOKIE_NAME="dsp_viewer_session",
         SESSION_COOKIE_SAMESITE="Lax",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        BABEL_DEFAULT_TIMEZONE="Europe/Luxembourg",
     )
     app.config.update(config or {})
+    Babel(app, locale_selector=_select_locale)
     csrf = CSRFProtect(app)
     csrf.exempt(backchannel_logout)  # the provider posts it, server to server (Back-Channel Logout §2.5)
     oauth = OAuth(app)
@@ -142,18 +160,35 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(SessionExpired, lambda error: _end_visit_and_login())
     app.register_error_handler(RecordClosed, _record_closed)
     app.register_error_handler(CSRFError, lambda error: (render_template(
-        "error.html", title="Formulaire expiré", error="csrf", description="Le formulaire a expiré : veuillez réessayer."), 400))
+        "error.html", title=_("Formulaire expiré"), error="csrf", description=_("Le formulaire a expiré : veuillez réessayer.")), 400))
     app.register_error_handler(requests.RequestException, _service_unavailable)
     app.register_error_handler(ProviderError, _service_unavailable)
-    app.add_template_filter(lambda timestamp: datetime.fromtimestamp(timestamp).strftime("%d/%m/%Y %H:%M:%S"), "viewer_datetime")
+    app.add_template_filter(local_time, "viewer_datetime")
     return app
+
+
+def local_time(timestamp: float) -> str:
+    """A Unix time as Luxembourg time (``BABEL_DEFAULT_TIMEZONE``), whatever the server's zone."""
+    return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "dd/MM/yyyy HH:mm:ss")
+
+
+def _select_locale() -> str:
+    """The header's choice, else the patient's language at the provider, else the browser's."""
+    chosen = session.get("locale")
+    if chosen in LANGUAGES:
+        return chosen
+    visit = _visits().get(session.get("visit")) if "dsp_viewer" in current_app.extensions else None
+    profile = ((visit or {}).get("user") or {}).get("locale")
+    if profile and profile.split("-")[0] in LANGUAGES:
+        return profile.split("-")[0]
+    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
 
 
 def _service_unavailable(error: Exception):
     """The provider or the DSP API did not answer as expected: say so instead of a 500."""
     current_app.logger.warning("service unavailable: %s", error)
-    return render_template("error.html", title="Service indisponible", error="temporarily_unavailable",
-                           description="Un service eSanté ne répond pas. Veuillez réessayer dans quelques instants."), 503
+    return render_template("error.html", title=_("Service indisponible"), error="temporarily_unavailable",
+                           description=_("Un service eSanté ne répond pas. Veuillez réessayer dans quelques instants.")), 503
 
 
 # --- the provider and its tokens ---------------------------------------------------------------
@@ -253,13 +288,13 @@ def _delegations_url(*path: str) -> str:
 
 
 def _record_closed(error: RecordClosed):
-    flash(f"Votre accès au dossier de {error} a pris fin : vous êtes revenu à votre dossier.", "error")
+    flash(_("Votre accès au dossier de %(name)s a pris fin : vous êtes revenu à votre dossier.", name=str(error)), "error")
     return redirect(url_for("viewer.record"))
 
 
 def _end_visit_and_login():
     _visits().end(session.pop("visit", None))
-    flash("Votre session a expiré : veuillez vous reconnecter.", "info")
+    flash(_("Votre session a expiré : veuillez vous reconnecter."), "info")
     return redirect(url_for("viewer.home"))
 
 
@@ -281,13 +316,23 @@ def tell_who_the_provider_logged_out():
     session.pop("visit", None)
     if request.endpoint in ("viewer.login", "viewer.callback"):  # already logging in again
         return None
-    flash("Votre session eSanté a pris fin : vous avez été déconnecté du DSP. Veuillez vous reconnecter.", "info")
+    flash(_("Votre session eSanté a pris fin : vous avez été déconnecté du DSP. Veuillez vous reconnecter."), "info")
     return None if request.endpoint == "viewer.home" else redirect(url_for("viewer.home"))
 
 
 @blueprint.app_context_processor
 def shared():
-    return {"age_in_years": age_in_years, "tabs": TABS, "helpdesk": "(+352) 27 12 50 18 33"}
+    return {"age_in_years": age_in_years, "tabs": TABS, "helpdesk": "(+352) 27 12 50 18 33", "languages": LANGUAGES,
+            "get_locale": get_locale, "application_name": lambda client_id: str(APPLICATION_NAMES.get(client_id, client_id or "—"))}
+
+
+@blueprint.get("/langue/<code>")
+def language(code: str):
+    """The header's FR / DE / EN: remembered for this browser."""
+    if code in LANGUAGES:
+        session["locale"] = code
+    target = request.args.get("suite", "")
+    return redirect(target if target.startswith("/") and not target.startswith("//") and "\\" not in target else url_for("viewer.home"))
 
 
 @blueprint.get("/")
@@ -296,8 +341,8 @@ def home():
         try:
             _client().validate_logout_response()
         except AuthlibBaseError:
-            return render_template("error.html", error="invalid_state", description="Retour de déconnexion inattendu."), 400
-        flash("Vous êtes déconnecté du DSP et de votre compte eSanté.", "info")
+            return render_template("error.html", error="invalid_state", description=_("Retour de déconnexion inattendu.")), 400
+        flash(_("Vous êtes déconnecté du DSP et de votre compte eSanté."), "info")
         return redirect(url_for("viewer.home"))
     if _visit() is not None:
         return redirect(url_for("viewer.record"))
@@ -307,7 +352,7 @@ def home():
 @blueprint.get("/login")
 def login():
     _metadata()
-    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback")
+    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback", ui_locales=str(get_locale()))
 
 
 @blueprint.get("/callback")
@@ -317,23 +362,23 @@ def callback():
         return render_template("error.html", error=request.args["error"],
                                description=request.args.get("error_description")), 400
     if metadata.get("authorization_response_iss_parameter_supported") and request.args.get("iss") != metadata["issuer"]:
-        return render_template("error.html", error="invalid_issuer", description="Réponse d'un autre émetteur."), 400
+        return render_template("error.html", error="invalid_issuer", description=_("Réponse d'un autre émetteur.")), 400
     try:
         token = _client().authorize_access_token()
     except AuthlibBaseError as error:
         return render_template("error.html", error=error.error or "invalid_response", description=error.description or None), 400
     except JoseError as error:  # the ID token's signature or claims (Core §3.1.3.7)
         current_app.logger.warning("ID token refused: %s", error)
-        return render_template("error.html", error="invalid_id_token", description="Jeton d'identité invalide."), 400
+        return render_template("error.html", error="invalid_id_token", description=_("Jeton d'identité invalide.")), 400
     if "userinfo" not in token:  # Authlib sets it once the ID token is verified
-        return render_template("error.html", error="invalid_response", description="Aucun jeton d'identité reçu."), 400
+        return render_template("error.html", error="invalid_response", description=_("Aucun jeton d'identité reçu.")), 400
     identity = dict(token.pop("userinfo"))
     visit = {"token": token, "id_token": token["id_token"], "user": {"sub": identity["sub"]}, "sid": identity.get("sid"),
              "record": None}
     claims = _client().userinfo(token=token)
     if claims.get("sub") != identity["sub"]:
         raise ProviderError("userinfo names another patient")
-    visit["user"].update(name=claims.get("name"), birthdate=claims.get("birthdate"))
+    visit["user"].update(name=claims.get("name"), birthdate=claims.get("birthdate"), locale=claims.get("locale"))
     _visits().end(session.pop("visit", None))
     session["visit"] = _visits().start(visit)
     return redirect(url_for("viewer.record"))
@@ -370,7 +415,7 @@ def add_assistant():
     if response.status_code != 201:
         flash(_api_error(response), "error")
     else:
-        flash(f"{response.json()['assistant']['display_name']} est maintenant assistant DSP de ce dossier.", "success")
+        flash(_("%(name)s est maintenant assistant DSP de ce dossier.", name=response.json()["assistant"]["display_name"]), "success")
     return redirect(url_for("viewer.record"))
 
 
@@ -381,7 +426,7 @@ def remove_assistant(delegation_id: str):
         abort(404)
     response = _call("DELETE", _delegations_url(delegation_id), _record_token(visit))
     if response.status_code == 204:
-        flash("L'assistant a été retiré de ce dossier.", "success")
+        flash(_("L'assistant a été retiré de ce dossier."), "success")
     else:
         flash(_api_error(response), "error")
     return redirect(url_for("viewer.record"))
@@ -400,16 +445,17 @@ def open_record():
     wanted = request.form.get("sub", "")
     if wanted == visit["user"]["sub"]:
         visit["record"] = None
+        visit["user"].pop("documents", None)  # opened again: read again
         return redirect(url_for("viewer.record"))
     patient = next((p for p in _userinfo(visit).get("assisted_patients", []) if p.get("sub") == wanted), None)
     if patient is None:
-        flash("Vous n'êtes pas assistant DSP de ce dossier.", "error")
+        flash(_("Vous n'êtes pas assistant DSP de ce dossier."), "error")
         return redirect(url_for("viewer.records"))
     try:
         token = _exchange(visit, wanted)
     except AuthlibBaseError as error:
         current_app.logger.info("token exchange refused: %s", error)
-        flash("L'accès à ce dossier a été refusé par eSanté.", "error")
+        flash(_("L'accès à ce dossier a été refusé par eSanté."), "error")
         return redirect(url_for("viewer.records"))
     claims = _client().userinfo(token={"access_token": token["access_token"], "token_type": "Bearer"})
     if claims.get("sub") != wanted:  # Core §5.3.2: the profile must be the record's
@@ -442,7 +488,14 @@ def backchannel_logout():
     """Back-Channel Logout 1.0 §2.5-§2.8: the provider says a session ended; end our visits in it.
 
     The token is checked as §2.6 says; a valid one answers 200 even when no visit matches any
-    more (the patient may have logged out here first). Tokens stay on the server and simply go
+    more (the patient may have logged out here first). The pages follow the patient's language like the provider's (Flask-Babel, catalogues in
+``rp_demo/translations``): a language picked in the header, else the ``locale`` claim of the
+patient's profile, else the browser's; the login asks the provider for the same (``ui_locales``,
+OpenID Connect Core §3.1.2.1). A record is read from the DSP API once per opening (its first page
+after the login or after "Accéder aux autres dossiers patient"), so its trail has one row per
+opening, not per tab; times are shown in Luxembourg time.
+
+Tokens stay on the server and simply go
     with the visit; refresh tokens with ``offline_access`` are the provider's to revoke (§2.7).
     """
     try:
@@ -471,14 +524,25 @@ def _api_error(response: requests.Response) -> str:
         code = response.json().get("error")
     except ValueError:
         code = None
-    return API_ERRORS.get(code, f"Le service eSanté a refusé la demande ({response.status_code}).")
+    if code in API_ERRORS:
+        return str(API_ERRORS[code])
+    return _("Le service eSanté a refusé la demande (%(status)s).", status=response.status_code)
+
+
+def _open(visit: dict[str, Any]) -> None:
+    """Read the open record from the DSP API: once per opening (its first page after the login or
+    after "Accéder aux autres dossiers patient"), which the API's trail records; tabs reuse it."""
+    record = _call("GET", current_app.config["DSP_API_URL"].rstrip("/") + "/v1/record", _record_token(visit))
+    record.raise_for_status()
+    (visit["record"] or visit["user"])["documents"] = record.json()["documents"]
 
 
 def _render_record(visit: dict[str, Any], tab: str, adding: dict[str, Any] | None = None):
     token = _record_token(visit)
     api = current_app.config["DSP_API_URL"].rstrip("/")
-    record = _call("GET", api + "/v1/record", token)
-    record.raise_for_status()
+    owner = visit["record"] or visit["user"]
+    if "documents" not in owner:
+        _open(visit)
     accesses = []
     if tab == "tracabilite":
         trail = _call("GET", api + "/v1/record/accesses", token)
@@ -488,9 +552,8 @@ def _render_record(visit: dict[str, Any], tab: str, adding: dict[str, Any] | Non
     if tab == "synthese":
         listed = _call("GET", _delegations_url(), token)
         assistants = listed.json()["delegations"] if listed.status_code == 200 else None
-    owner = visit["record"] or visit["user"]
     return render_template(
-        "record.html", visit=visit, owner=owner, tab=tab, documents=record.json()["documents"], accesses=accesses,
+        "record.html", visit=visit, owner=owner, tab=tab, documents=owner["documents"], accesses=accesses,
         assistants=assistants, adding=adding if adding is not None else ({} if request.args.get("ajouter") else None),
     )
 

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite and the app need, only when missing.
-#   scripts/system-deps.sh            install what is missing (quiet when nothing is)
-#   scripts/system-deps.sh --check    exit 1 and list what is missing, install nothing
+#   scripts/system-deps.sh              install what is missing (quiet when nothing is)
+#   scripts/system-deps.sh --check      exit 1 and list what is missing, install nothing
+#   scripts/system-deps.sh --demo [...] only what `make run` needs: xmlsec1 (python3-saml and the
+#                                       MyGuichet/LuxTrust sandboxes sign and check SAML with it)
+#                                       and the DejaVu fonts (letters and CGU PDFs)
 set -euo pipefail
 
 PACKAGES=(chromium redis-server postgresql xmlsec1 nginx fonts-dejavu-core)
+if [ "${1:-}" = --demo ]; then
+    PACKAGES=(xmlsec1 fonts-dejavu-core)
+    shift
+fi
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
@@ -15,9 +22,12 @@ for pkg in "${PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
 # Files the tests rely on directly, whatever the package state says.
-[ -x /usr/bin/chromium ] || [[ " ${missing[*]} " == *" chromium "* ]] || missing+=(chromium)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
-    || [[ " ${missing[*]} " == *" postgresql "* ]] || missing+=(postgresql)
+if [[ " ${PACKAGES[*]} " == *" chromium "* ]]; then
+    [ -x /usr/bin/chromium ] || [[ " ${missing[*]} " == *" chromium "* ]] || missing+=(chromium)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+        || [[ " ${missing[*]} " == *" postgresql "* ]] || missing+=(postgresql)
+fi
+command -v xmlsec1 >/dev/null 2>&1 || [[ " ${missing[*]} " == *" xmlsec1 "* ]] || missing+=(xmlsec1)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

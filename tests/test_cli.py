@@ -38,6 +38,34 @@ def test_help_lists_every_command_group(script_environment):
     assert {"run", "db", "patients", "letters", "admins", "outbox", "keys", "clients", "demo"} <= listed
 
 
+MODULES_REPORT = (
+    "import sys; from idp.cli import main\n"
+    "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    "print('LOADED', ' '.join(sorted(name for name in sys.modules if name.split('.')[0] in {'idp', 'fpdf', 'alembic', 'flask_migrate'})))"
+)
+
+
+def modules_loaded_by(environment: dict[str, str], *arguments: str) -> set[str]:
+    """The modules of ours, fpdf's and Alembic's that one ``idp`` command line imports."""
+    result = subprocess.run([sys.executable, "-c", MODULES_REPORT, *arguments], env=environment, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.rsplit("LOADED", 1)[1].split())
+
+
+def test_help_builds_no_app_and_imports_no_command_group(script_environment):
+    """Issue 14: ``idp --help`` took seconds because it built the app and imported every group."""
+    loaded = modules_loaded_by(script_environment, "--help")
+    assert loaded <= {"idp", "idp.cli"}, sorted(loaded)
+
+
+def test_a_command_imports_neither_alembic_nor_fpdf_unless_it_needs_them(script_environment):
+    assert run_script(script_environment, "db", "upgrade").returncode == 0
+    loaded = modules_loaded_by(script_environment, "outbox", "list")
+    assert "idp.messaging" in loaded
+    assert not {name for name in loaded if name.split(".")[0] in {"fpdf", "alembic", "flask_migrate"}}, sorted(loaded)
+
+
 def test_db_upgrade_creates_the_tables(script_environment, tmp_path):
     result = run_script(script_environment, "db", "upgrade")
     assert result.returncode == 0, result.stderr
@@ -119,5 +147,5 @@ def test_admins_create_prints_json(runner):
 
 def test_demo_seed_prints_json(runner):
     report = invoke_json(runner, "demo", "seed")
-    assert [patient["name"] for patient in report["patients"]] == ["Hector Doe", "Rita Doe", "Filat D."]
+    assert [patient["name"] for patient in report["patients"]] == ["Hector Doe", "Rita Doe", "Filat D.", "Claire Weber"]
     assert [registered["client_id"] for registered in report["clients"]] == ["dsp-viewer", "mydsp"]

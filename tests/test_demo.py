@@ -84,7 +84,7 @@ def test_the_text_output_says_where_a_lost_code_comes_from(runner):
     result = runner.invoke(args=["demo", "seed"])
     assert result.exit_code == 0
     assert "Sante-Demo-2026" in result.stdout
-    assert result.stdout.count("--reissue-letters") == 2
+    assert result.stdout.count("--reissue-letters") == 3  # once per pending demo patient
 
 
 def test_reissue_letters_voids_the_codes_of_the_first_seed(runner):

@@ -1,5 +1,6 @@
 """`idp letters render`: new letters for pending patients, written to one print-ready PDF."""
 
+import html
 import json
 import re
 
@@ -69,3 +70,23 @@ def test_render_refuses_unknown_or_active_patients_and_issues_nothing(runner, pa
     assert not output.exists()
     db.session.rollback()
     assert activation_letter.check(first.matricule, old[first.id])[0].id == first.id
+
+
+def test_the_letter_lists_the_wizards_steps_in_its_order_and_words(runner, client, pending, tmp_path):
+    """Issue 14, item 11: CGU first, then the five steps with the wizard's own names, in its order."""
+    first, _, _ = pending
+    output = tmp_path / "letter.pdf"
+    assert runner.invoke(args=["letters", "render", first.matricule, "--output", str(output)]).exit_code == 0
+    text = " ".join(pypdf.PdfReader(output).pages[0].extract_text().split())
+    start = client.get("/activation").get_data(as_text=True)
+    cgu_button = re.search(r'<button type="submit">([^<]+)</button>', start).group(1)
+    client.post("/activation", data={"csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"', start).group(1), "accept": "y"})
+    wizard = html.unescape(client.get("/activation/code").get_data(as_text=True))
+    steps = [" ".join(re.sub(r'<span class="visually-hidden">.*?</span>', "", label).split())
+             for label in re.findall(r'<span class="step-label">(.*?)</span>\s*</li>', wizard, re.S)]
+    assert len(steps) == 5
+    wanted = ["J'active mon compte", "Conditions Générales d'Utilisation", cgu_button, *steps]
+    positions = [text.find(word) for word in wanted]
+    assert -1 not in positions, [word for word, at in zip(wanted, positions) if at == -1]
+    assert positions == sorted(positions), "the letter's steps in the wizard's order"
+    assert "« Valider »" in text and "« Connectez-vous »" in text

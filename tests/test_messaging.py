@@ -97,8 +97,9 @@ def test_outbox_list_prints_messages_oldest_first(app, runner):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [row["body"] for row in rows] == ["premier 111111", "deuxième 222222", "troisième 333333"]
-    assert set(rows[0]) == {"to", "channel", "body", "created_at"}
+    assert set(rows[0]) == {"to", "channel", "subject", "body", "created_at"}
     assert rows[1]["channel"] == "email" and rows[1]["to"] == "marie@example.lu"
+    assert rows[1]["subject"] == "Sujet", "an e-mail's subject is part of what was sent"
     assert rows[0]["created_at"] < rows[1]["created_at"] < rows[2]["created_at"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[0]["created_at"])
     only = json.loads(runner.invoke(args=["outbox", "list", "--to", "+352621000111", "--json"]).output)

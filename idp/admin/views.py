@@ -239,6 +239,14 @@ REQUEST_STATUS_LABELS = {
 }
 
 
+ACCOUNT_STATE_LABELS = {
+    "none": _l("Aucun compte pour ce matricule"),
+    "pending": _l("En attente d'activation"),
+    "active": _l("Déjà activé"),
+    "disabled": _l("Suspendu"),
+}
+
+
 @blueprint.get("/requests")
 def helpdesk_requests():
     """"Je n'ai pas de code d'activation" requests: the open ones, or all with ``?status=all``."""
@@ -247,7 +255,7 @@ def helpdesk_requests():
         status = helpdesk_request.RequestStatus.OPEN.value
     rows = [helpdesk_request.view(item) for item in helpdesk_request.listing(None if status == "all" else status)]
     return render_template("admin/requests.html", rows=rows, status=status, status_labels=REQUEST_STATUS_LABELS,
-                           reject_form=RejectRequestForm(formdata=None))
+                           account_states=ACCOUNT_STATE_LABELS, reject_form=RejectRequestForm(formdata=None))
 
 
 def _existing_request(request_id: int) -> helpdesk_request.HelpdeskRequest:

@@ -38,7 +38,8 @@ def password_error(form, error: Exception) -> None:
 @blueprint.get("/account")
 @login_required
 def account_home():
-    return render_template("flows/account/home.html", account=g.account, mask=mask_destination)
+    return render_template("flows/account/home.html", account=g.account, mask=mask_destination,
+                           has_password=credential.has_password(g.account))
 
 
 @blueprint.route("/account/contact", methods=["GET", "POST"])
@@ -89,6 +90,8 @@ def account_contact_verify():
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def account_password():
+    if not credential.has_password(g.account):
+        return _create_password()
     form = PasswordChangeForm()
     if not form.validate_on_submit():
         return render_template("flows/account/password.html", form=form), 400 if request.method == "POST" else 200
@@ -107,20 +110,45 @@ def account_password():
     return redirect(url_for("flows.account_password_verify"), code=303)
 
 
+def _create_password():
+    """"Créer un mot de passe": an account activated through MyGuichet.lu has none to confirm, so
+    a code to its preferred channel proves the patient instead."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return render_template("flows/account/password_create.html", form=form,
+                               channels=g.account.channels()), 400 if request.method == "POST" else 200
+    try:
+        challenge = self_service.start_password_creation(g.account)
+    except self_service.NoChannel:
+        return render_template("flows/account/password_create.html", form=form, channels=[]), 409
+    except messaging.MessageNotSent:
+        db.session.commit()
+        flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
+        return render_template("flows/account/password_create.html", form=form, channels=g.account.channels()), 503
+    db.session.commit()
+    session["password_change"] = challenge.id
+    return redirect(url_for("flows.account_password_verify"), code=303)
+
+
 @blueprint.route("/account/password/new", methods=["GET", "POST"])
 @login_required
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_ONE_TIME_CODE"], methods=["POST"])
 def account_password_verify():
-    challenge = _own_challenge("password_change", self_service.PASSWORD_PURPOSE)
+    creating = not credential.has_password(g.account)
+    purpose = self_service.PASSWORD_CREATION_PURPOSE if creating else self_service.PASSWORD_PURPOSE
+    challenge = _own_challenge("password_change", purpose)
     if challenge is None:
         return redirect(url_for("flows.account_password"), code=303)
     form = NewPasswordForm()
     destination = mask_destination(challenge.channel, challenge.destination)
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400 if request.method == "POST" else 200
+    finish = self_service.finish_password_creation if creating else self_service.finish_password_change
     try:
-        changed = code_accepted(lambda: self_service.finish_password_change(g.account, challenge, form.code.data, form.password.data,
-                                                                            form.confirmation.data), form.code)
+        changed = code_accepted(lambda: finish(g.account, challenge, form.code.data, form.password.data, form.confirmation.data),
+                                form.code)
+    except self_service.AccountHasPassword:
+        return redirect(url_for("flows.account_password"), code=303)
     except credential.PasswordTooWeak as weak:
         add_rule_errors(form, weak)
         changed = False
@@ -128,7 +156,8 @@ def account_password_verify():
         return render_template("flows/account/reset.html", form=form, destination=destination), 400
     db.session.commit()
     session.pop("password_change", None)
-    flash(_("Votre mot de passe a été modifié."), "info")
+    flash(_("Votre mot de passe a été créé : vous pouvez aussi vous connecter avec votre matricule et ce mot de passe.") if creating
+          else _("Votre mot de passe a été modifié."), "success")
     return redirect(url_for("flows.account_home"), code=303)
 
 

@@ -16,7 +16,7 @@ from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
 from ..page_guards import safe_next
-from .login import code_accepted
+from .login import code_accepted, mask_destination
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -75,6 +75,9 @@ def _guarded(step: int):
 def activation_start():
     form = CguForm()
     language = str(get_locale())
+    if request.method == "GET" and _is_authorization_request(request.args.get("next")):
+        # "J'active mon compte" on a login page an application sent the patient to: come back to it.
+        session["activation_return_to"] = request.args["next"]
     if form.validate_on_submit():
         wizard = activation.start(return_to=session.pop("activation_return_to", None))
         db.session.commit()
@@ -83,6 +86,11 @@ def activation_start():
     return render_template(
         "flows/activation/start.html", form=form, cgu_text=cgu_acceptance.text(language), cgu_version=cgu_acceptance.current_version()
     ), 400 if request.method == "POST" else 200
+
+
+def _is_authorization_request(target: str | None) -> bool:
+    """A path on this server to the authorization endpoint (never another site: :func:`safe_next`)."""
+    return bool(target) and safe_next(target) == target and target.startswith(url_for("oauth.authorize") + "?")
 
 
 @blueprint.get("/cgu.pdf")
@@ -142,12 +150,15 @@ def activation_channel():
     if wizard is None:
         return response
     destination_form, code_form = ChannelDestinationForm(prefix="send"), ChannelCodeForm(prefix="verify")
-    context = {"destination_form": destination_form, "code_form": code_form, "back": BackForm(), "resend": ResendForm()}
-    if request.method == "GET":
+    context = {"destination_form": destination_form, "code_form": code_form, "back": BackForm(), "resend": ResendForm(),
+               "sent_to_message": _sent_to_message(wizard)}
+    sending = request.method == "POST" and "send-submit" in request.form
+    if not sending:  # the choice made when the code was sent stays on the page, whatever happens to the code
         destination_form.channel.data = wizard.channel or "sms"
         destination_form.destination.data = wizard.destination or ""
+    if request.method == "GET":
         return _render("channel.html", wizard, **context)
-    if "send-submit" in request.form:
+    if sending:
         if not destination_form.validate_on_submit():
             return _render("channel.html", wizard, 400, **context)
         try:
@@ -168,6 +179,16 @@ def activation_channel():
         return _render("channel.html", wizard, 400, **context)
     db.session.commit()
     return redirect(url_for("flows.activation_other_means"), code=303)
+
+
+def _sent_to_message(wizard) -> str | None:
+    """Where the current code went, masked as on the login page: the patient knows where to look."""
+    if not wizard.challenge_id or not wizard.destination:
+        return None
+    where = mask_destination(wizard.channel, wizard.destination)
+    if wizard.channel == "sms":
+        return _("Un code à usage unique a été envoyé par SMS au %(destination)s.", destination=where)
+    return _("Un code à usage unique a été envoyé par e-mail à %(destination)s.", destination=where)
 
 
 @blueprint.post("/activation/channel/resend")
@@ -219,7 +240,7 @@ def activation_done():
     if wizard.completed_at is None:
         return redirect(url_for(STEP_ENDPOINTS[wizard.step]), code=303)
     continue_to = safe_next(wizard.return_to) if wizard.return_to else url_for("flows.login")
-    return _render("done.html", wizard, continue_to=continue_to)
+    return _render("done.html", wizard, continue_to=continue_to, returning_to_service=bool(wizard.return_to))
 
 
 @blueprint.post("/activation/back/<int:step>")

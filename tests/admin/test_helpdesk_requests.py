@@ -1,5 +1,6 @@
 """Admin pages for "Je n'ai pas de code d'activation" requests: list, issue a new letter, reject."""
 
+import json
 import re
 
 import pytest
@@ -105,3 +106,40 @@ def test_actions_need_the_csrf_token(client, admin, pending):
     _, _, request = pending
     assert client.post(f"/admin/requests/{request.id}/issue-letter").status_code == 400
     assert helpdesk_request.get(request.id).status == "open"
+
+
+@pytest.fixture
+def request_for_an_active_account(patients):
+    account = patients.create().account  # active, with a password
+    found = helpdesk_request.file(matricule=account.matricule, family_name=account.family_name, given_name=account.given_name,
+                                  birth_date=account.birth_date, contact_email="marie@example.lu", contact_phone=None, note=None)
+    db.session.commit()
+    return account, found
+
+
+def test_a_request_for_an_active_account_shows_its_state_and_offers_no_letter(client, admin, request_for_an_active_account):
+    """Issue 14, item 13: the state is in the list, and only the actions that apply are offered."""
+    _, found = request_for_an_active_account
+    html = text_of(client.get("/admin/requests"))
+    section = html[html.index(f'id="request-{found.id}"'):]
+    assert "Déjà activé" in section
+    assert "Émettre un nouveau courrier" not in section and "Rejeter" in section
+    assert "Ce compte est déjà activé : aucun courrier n'est nécessaire." in section
+
+
+def test_a_request_for_a_pending_account_offers_the_letter(client, admin, pending):
+    _, _, found = pending
+    html = text_of(client.get("/admin/requests"))
+    section = html[html.index(f'id="request-{found.id}"'):]
+    assert "En attente d'activation" in section and "Émettre un nouveau courrier" in section
+
+
+def test_the_requests_list_command_shows_the_account_state(runner, pending, request_for_an_active_account):
+    result = runner.invoke(args=["requests", "list", "--json"])
+    rows = {row["id"]: row for row in json.loads(result.output)}
+    _, _, pending_request = pending
+    _, active_request = request_for_an_active_account
+    assert (rows[pending_request.id]["account_state"], rows[pending_request.id]["can_issue_letter"]) == ("pending", True)
+    assert (rows[active_request.id]["account_state"], rows[active_request.id]["can_issue_letter"]) == ("active", False)
+    text = runner.invoke(args=["requests", "list"]).output
+    assert f"#{active_request.id} open" in text and "account active (no letter possible: reject)" in text

@@ -80,7 +80,7 @@ def test_each_activation_wizard_step(a11y_page, live_server, patients):
     check(page, "activation-step3", failures)
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill("+352621555777")
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
     check(page, "activation-step3-code", failures)
     page.get_by_label("Code à usage unique", exact=True).fill(last_code_sent_to("+352621555777"))
     page.get_by_role("button", name="Valider").click()
@@ -91,6 +91,35 @@ def test_each_activation_wizard_step(a11y_page, live_server, patients):
 
     expect(page).to_have_url(live_server.url_for("/activation/done"))
     check(page, "activation-step5", failures)
+    assert not failures, report(failures)
+
+
+def test_the_wizard_with_a_wrong_code_and_the_pages_in_german_and_english(a11y_page, live_server, patients):
+    """The step-3 page after a wrong code (its other-means section open) and the German and English pages."""
+    patient = patients.create(status="pending", email=None, mobile=None)
+    _, code = activation_letter.issue(patient.account)
+    db.session.commit()
+    page, failures = a11y_page, {}
+    page.goto(live_server.url_for("/activation"))
+    page.locator("#accept").check()
+    page.get_by_role("button", name="Activer mon compte").click()
+    page.get_by_label("Matricule", exact=True).fill(patient.matricule)
+    page.get_by_label("Code d'activation", exact=True).fill(code)
+    page.get_by_role("button", name="Etape suivante").click()
+    page.get_by_label("Mot de passe", exact=True).fill("Luxembourg2026x")
+    page.get_by_label("Confirmation du mot de passe", exact=True).fill("Luxembourg2026x")
+    page.get_by_role("button", name="Etape suivante").click()
+    page.get_by_label("Numéro de mobile ou adresse e-mail").fill("+352621555777")
+    page.get_by_role("button", name="Valider").click()
+    page.get_by_label("Code à usage unique", exact=True).fill("999999" if last_code_sent_to("+352621555777") != "999999" else "888888")
+    page.get_by_role("button", name="Valider").click()
+    page.get_by_text("Recevoir le code par un autre moyen").click()
+    check(page, "activation-step3-wrong-code", failures)
+    for language in ("de", "en"):
+        page.goto(live_server.url_for(f"/language/{language}?next=/activation/channel"))
+        check(page, f"activation-step3-{language}", failures)
+        page.goto(live_server.url_for("/login"))
+        check(page, f"login-{language}", failures)
     assert not failures, report(failures)
 
 
@@ -111,7 +140,8 @@ def test_account_pages_after_login(a11y_page, live_server, patients, rp_client):
     check(page, "services", failures)
 
     for name, path in [("account", "/account"), ("account-contact", "/account/contact"),
-                       ("account-consents", "/account/consents"), ("account-sessions", "/account/sessions")]:
+                       ("account-consents", "/account/consents"), ("account-sessions", "/account/sessions"),
+                       ("account-trail", "/account/trail"), ("account-password", "/account/password")]:
         page.goto(live_server.url_for(path))
         expect(page).to_have_url(live_server.url_for(path))
         check(page, name, failures)

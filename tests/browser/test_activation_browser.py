@@ -62,7 +62,7 @@ def test_patient_activates_the_account_then_logs_in(page, live_server, pending):
     expect(page).to_have_url(live_server.url_for("/activation/channel"))
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill(MOBILE)
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
     code_field = page.get_by_label("Code à usage unique", exact=True)
     expect(code_field).to_be_focused()
     code_field.fill(last_code_sent_to(MOBILE))
@@ -143,12 +143,12 @@ def test_the_wizard_completes_in_german(page, live_server, pending):
     page.locator("#matricule").fill(patient.matricule)
     page.locator("input[name=has_code][value=yes]").check()
     page.locator("#activation_code").fill(code)
-    page.locator("form[action$='/activation/code'] button[type=submit]").click()
+    page.locator(".step-actions button.next").click()
 
     expect(page).to_have_url(live_server.url_for("/activation/password"))
     page.locator("#password").fill(NEW_PASSWORD)
     page.locator("#confirmation").fill(NEW_PASSWORD)
-    page.locator("form[action$='/activation/password'] button[type=submit]").click()
+    page.locator(".step-actions button.next").click()
 
     expect(page).to_have_url(live_server.url_for("/activation/channel"))
     page.locator("input[name=send-channel][value=sms]").check()
@@ -158,7 +158,7 @@ def test_the_wizard_completes_in_german(page, live_server, pending):
     page.locator("button[name=verify-submit]").click()
 
     expect(page).to_have_url(live_server.url_for("/activation/other-means"))
-    page.locator("form[action$='/activation/other-means'] button[type=submit]").click()
+    page.locator(".step-actions button.next").click()
     expect(page).to_have_url(live_server.url_for("/activation/done"))
     expect(page.locator("html")).to_have_attribute("lang", "de")
     expect(page.locator("p.success[role=status]")).to_be_visible()

@@ -41,7 +41,7 @@ def reach_channel_step(page, live_server, patient, code):
 def send_code(page, destination=MOBILE):
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill(destination)
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
 
 
 def test_an_expired_activation_code_explains_how_to_get_a_new_letter(page, live_server, pending):

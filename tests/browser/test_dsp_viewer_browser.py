@@ -4,24 +4,24 @@ opens the child's record under "Accéder aux autres dossiers patient"; logout en
 
 The screenshots also illustrate the README's walk-through (docs/screenshots/)."""
 
-import shutil
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from playwright.sync_api import expect
 
 from tests.browser.conftest import last_code_sent_to
 from tests.rp_demo.services import demo_clients, dsp_api, dsp_api_config, provider, viewer  # noqa: F401  (fixtures)
 from tests.support.axe import axe_violations, format_violations
-from tests.support.browser import REPO_ROOT, screenshot
-
-DOCS = REPO_ROOT / "docs" / "screenshots"
+from tests.support.browser import publish_to_docs, screenshot
 
 
 def illustrate(page, name: str, *, check_accessibility: bool = True) -> Path:
     """A test screenshot, also copied where the README shows it; the viewer's pages also pass axe."""
     path = screenshot(page, f"dsp-viewer/{name}")
-    DOCS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOCS / f"dsp-viewer-{path.name}")
+    publish_to_docs(path, f"dsp-viewer-{path.stem}")
     if check_accessibility:
         violations = axe_violations(page)
         assert not violations, format_violations(violations)
@@ -119,3 +119,35 @@ def test_an_unknown_matricule_is_told_next_to_the_search(page, viewer, demo_clie
     page.get_by_role("button", name="Rechercher").click()
     expect(page.get_by_role("alert")).to_have_text("Numéro assuré invalide : il compte 11 ou 13 chiffres.")
     expect(page.get_by_label("Numéro assuré")).to_have_value("12345")
+
+
+@pytest.mark.parametrize("browser_locale", ["de-DE"])
+def test_the_viewer_follows_the_patients_language_and_its_trail_has_one_row_per_opening(page, viewer, demo_clients, patients):
+    """Issue 14, item 10: the viewer speaks the patient's language (here German, the browser's, and
+    the provider's pages with it: ``ui_locales``), names the application instead of its client id,
+    keeps one trail row per opening of the record whatever the tabs clicked, and gives Luxembourg time."""
+    patient = patients.create(given_name="Anna", family_name="Klein", email=None, mobile="+352621000204")
+    page.goto(viewer.url)
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    page.get_by_role("link", name="Anmeldung").click()
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    page.locator("#matricule").fill(patient.matricule)
+    page.locator("#password").fill(patient.password)
+    page.locator("#password").press("Enter")
+    page.locator("#code").fill(last_code_sent_to(patient.account.mobile))
+    page.locator("#code").press("Enter")
+    expect(page).to_have_url(viewer.url + "/dossier")
+    for tab in ("Lebenslinie", "Dokumente", "Übersicht", "Lebenslinie", "Zugriffsprotokoll"):
+        page.get_by_role("link", name=tab, exact=True).click()
+    rows = page.locator("#trail tbody tr").evaluate_all("rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+    assert len(rows) == 1, rows
+    opened_at, who, application = rows[0]
+    assert who == "Inhaber der Akte" and application == "DSP (Website)"
+    shown = datetime.strptime(opened_at, "%d/%m/%Y %H:%M:%S").replace(tzinfo=ZoneInfo("Europe/Luxembourg"))
+    assert abs((datetime.now(timezone.utc) - shown).total_seconds()) < 120, "Luxembourg time, not the server's zone"
+    screenshot(page, "dsp-viewer/trail-de")
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
+    page.locator(".languages a", has_text="EN").click()
+    expect(page.get_by_role("link", name="Access log", exact=True)).to_be_visible()
+    screenshot(page, "dsp-viewer/record-en")

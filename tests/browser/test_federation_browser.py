@@ -88,7 +88,7 @@ def test_luxtrust_is_linked_in_step_4_of_the_activation_wizard(page, federation,
     page.get_by_role("button", name="Etape suivante").click()
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill("+352621555777")
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
     page.get_by_label("Code à usage unique", exact=True).fill(last_code_sent_to("+352621555777"))
     page.get_by_role("button", name="Valider").click()
 

@@ -52,7 +52,7 @@ def test_a_parent_becomes_the_childs_assistant_and_opens_the_childs_record(page,
     page.get_by_role("button", name="Etape suivante").click()
     page.get_by_label("Mobile", exact=True).check()
     page.get_by_label("Numéro de mobile ou adresse e-mail").fill(FAMILY_MOBILE)
-    page.get_by_role("button", name="Recevoir un code").click()
+    page.get_by_role("button", name="Valider").click()
     page.get_by_label("Code à usage unique", exact=True).fill(last_code_sent_to(FAMILY_MOBILE))
     page.get_by_role("button", name="Valider").click()
     page.get_by_role("button", name="Etape suivante").click()

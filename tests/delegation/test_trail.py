@@ -35,7 +35,7 @@ def test_the_trail_shows_logins_consents_assistants_and_their_accesses(client, h
     page = client.get("/account/trail")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    for label in ("Connexion", "Accès autorisé à un service", "Assistant ajouté", "Accès à votre dossier par un assistant"):
+    for label in ("Connexion", "à accéder à votre compte", "Assistant DSP ajouté", "Accès à votre dossier par un assistant, via"):
         assert label in text, label
     assert "H. Doe" in text and "A. Doe" in text and viewer.name in text
 
@@ -59,7 +59,7 @@ def test_the_trail_downloads_as_csv_and_json_and_the_download_is_audited(client,
     response = client.get("/account/trail.csv")
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-    assert list(rows[0]) == ["occurred_at", "event", "description", "client_id", "assistant", "actor", "details"]
+    assert list(rows[0]) == ["occurred_at", "event", "description", "client_id", "service", "assistant", "actor", "details"]
     issued = next(r for r in rows if r["event"] == "delegation:token_issued")
     assert (issued["client_id"], issued["assistant"], json.loads(issued["details"])["scope"]) == (viewer.client_id, "H. Doe", "openid")
     as_json = client.get("/account/trail.json").get_json()["events"]

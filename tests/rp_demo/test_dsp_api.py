@@ -237,3 +237,13 @@ def test_with_nonces_the_api_asks_for_its_own_and_takes_it(provider, dsp_api):
     assert second.status_code == 200 and second.headers["DPoP-Nonce"]
     assert read(dsp_api.url, access_token(provider.url, [provider.url, dsp_api.url])).status_code == 200, \
         "bearer tokens need no nonce"
+
+
+def test_every_sample_document_is_plausible_at_any_age():
+    """Issue 14, item 16: a record picks its documents whatever the patient's age, so none may be
+    a child's only (a 42-year-old parent had a paediatric MMR vaccination certificate)."""
+    from rp_demo.dsp_api import DOCUMENTS
+
+    childhood_only = [document for document in DOCUMENTS
+                      if "pédiatr" in document["author"].lower() or "rougeole" in document["title"].lower()]
+    assert not childhood_only, childhood_only

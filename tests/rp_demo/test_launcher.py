@@ -93,6 +93,16 @@ def test_the_launcher_starts_every_service_and_stops_them_cleanly(tmp_path, stop
         assert re.search(r"Hector Doe\s+matricule \d{13}\s+active\s+password Sante-Demo-2026", output)
         assert re.search(r"Rita Doe\s+matricule \d{13}\s+pending\s+activation code \S+", output)
         assert re.search(r"Filat D\.\s+matricule \d{13}\s+pending\s+activation code \S+", output)
+        # Issue 14, item 15: a person for each walk-through scenario, the README's commands, the summary last.
+        claire = re.search(r"Claire Weber\s+matricule (\d{13})\s+pending", output)
+        assert claire, output
+        assert f"letters render {claire.group(1)} --output letters.pdf" in output
+        assert "MyGuichet.lu (sandbox citizen mg-filat)" in output
+        assert "-m rp_demo.mydsp" in output and "outbox list" in output and "requests list" in output
+        time.sleep(2)  # the services keep running and answering: none of them writes to the terminal
+        requests.get(f"http://127.0.0.1:{idp}/login", timeout=10)
+        assert lines[-1] == "Ready.\n", lines[-5:]
+        assert (tmp_path / "demo-logs" / "identity-provider.log").stat().st_size > 0
 
         launcher.send_signal(stop_signal)
         assert launcher.wait(timeout=30) == 0
@@ -119,3 +129,35 @@ def test_a_service_that_cannot_start_stops_the_whole_demo(tmp_path):
     assert "Ready." not in output
     for port in (idp, api):
         assert not answering(f"http://127.0.0.1:{port}"), f"port {port} still answers"
+
+
+def test_make_run_installs_what_the_demo_needs_and_quiets_the_install():
+    """Issue 14, items 2 and 15: xmlsec1 (SAML for MyGuichet/LuxTrust) comes with `make run`, not only with
+    `make test`; pip's output goes to a log."""
+    planned = subprocess.run(["make", "-n", "run"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60).stdout
+    commands = [line for line in planned.splitlines() if line.strip()]
+    deps = next(i for i, line in enumerate(commands) if "scripts/system-deps.sh --demo" in line)
+    assert deps < next(i for i, line in enumerate(commands) if "rp_demo.launcher" in line)
+    script = (REPO_ROOT / "scripts" / "system-deps.sh").read_text()
+    demo_packages = re.search(r'if \[ "\$\{1:-\}" = --demo \]; then\s+PACKAGES=\(([^)]*)\)', script).group(1).split()
+    assert "xmlsec1" in demo_packages
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    stamp_rule = makefile[makefile.index("$(STAMP):"):makefile.index("system-deps:")]
+    assert ">$(VENV)/install.log 2>&1" in stamp_rule
+
+
+def test_the_data_folders_are_packages_so_setuptools_does_not_warn(tmp_path):
+    """Issue 14, item 15: setuptools warns "Package 'idp.data' is absent from the `packages`
+    configuration" for each folder of package data that `packages` does not list."""
+    from setuptools.config.setupcfg import read_configuration
+
+    packages = set(read_configuration(REPO_ROOT / "setup.cfg")["options"]["packages"])
+    data_folders = {".".join(path.relative_to(REPO_ROOT).parts) for root in ("idp", "rp_demo")
+                    for path in (REPO_ROOT / root).rglob("*") if path.is_dir() and path.name != "__pycache__"
+                    and any(child.is_file() and child.suffix != ".pyc" for child in path.iterdir())}
+    assert data_folders - packages == set()
+    built = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "egg_info", "--egg-base", str(tmp_path)],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    sources = (next(tmp_path.glob("*.egg-info")) / "SOURCES.txt").read_text()
+    assert "idp/data/cgu/2024-1.fr.txt" in sources and "rp_demo/translations/de/LC_MESSAGES/messages.mo" in sources

@@ -113,6 +113,27 @@ def test_commands_need_a_login_first(provider, dsp_api, demo_clients, tmp_path, 
     assert "lancez d'abord « login »" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("token_expired", [False, True], ids=["access-token-still-fresh", "refresh-needed"])
+def test_after_the_patient_withdraws_the_access_mydsp_says_so_and_offers_to_log_in(
+        page, provider, dsp_api, demo_clients, family, tmp_path, capsys, token_expired):
+    """Issue 14, item 8: not "invalid_grant: " but what happened and what to do."""
+    parent, _ = family
+    token_file = tmp_path / "tokens.json"
+    app = MyDsp(provider.url, dsp_api.url, token_file=token_file)
+    log_in(page, app, parent)
+    page.goto(provider.url + "/account/consents")
+    page.get_by_role("button", name="Retirer l'accès à MyDSP").click()
+    expect(page.get_by_role("status")).to_have_text("L'accès a été retiré.")
+    if token_expired:
+        state = json.loads(token_file.read_text())
+        state["token"]["expires_at"] = 0
+        token_file.write_text(json.dumps(state))
+    assert main(["--issuer", provider.url, "--dsp-api", dsp_api.url, "--token-file", str(token_file), "records"]) == 1
+    error = capsys.readouterr().err
+    assert "L'accès de MyDSP à votre compte eSanté a été retiré" in error and "python -m rp_demo.mydsp login" in error
+    assert "invalid_grant" not in error
+
+
 # --- DPoP (RFC 9449) -------------------------------------------------------------------------
 
 

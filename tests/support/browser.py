@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -129,6 +130,19 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+DOCS_SCREENSHOT_DIR = REPO_ROOT / "docs" / "screenshots"
+
+
+def publish_to_docs(path: Path, name: str) -> None:
+    """Copy a test screenshot to docs/screenshots/NAME.png, only when asked (``make screenshots``).
+
+    A test run must not rewrite tracked files: PNGs differ byte for byte from run to run.
+    """
+    if os.environ.get("IDP_PUBLISH_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SCREENSHOT_DIR / f"{name}.png")
 
 
 # --------------------------------------------------------------------------- fixtures
