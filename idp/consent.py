@@ -35,6 +35,11 @@ class Consent(db.Model):
             return set(self.claims)
         return claim_rules.claims_of_scopes(self.scope)
 
+    @property
+    def claims_beyond_scopes(self) -> list[str]:
+        """The claims agreed to one by one, that no agreed scope names (for "Services autorisés")."""
+        return sorted(self.agreed_claims - claim_rules.claims_of_scopes(self.scope))
+
 
 def _current(account_id: int, client_id: str) -> Consent | None:
     return db.session.scalar(
