@@ -79,5 +79,7 @@ def test_the_same_patient_through_the_viewer_and_mydsp_sees_one_record_and_one_t
     trail = dsp_api.app.extensions["dsp_api"]["trail"].for_subject(through_app["subject"])
     assert {entry.client_id for entry in trail} == {"dsp-viewer", "mydsp"}, "one trail: the reads of both apps"
     assert {entry.actor for entry in trail} == {through_app["acting"]["sub"]}
-    shown = text(web.get("/dossier?onglet=tracabilite"))
-    assert shown.count("mydsp") >= 1 and shown.count("dsp-viewer") >= 1, "the viewer's Traçabilité shows MyDSP's read"
+    rows = re.findall(r"<tr>(.*?)</tr>", text(web.get("/dossier?onglet=tracabilite")), re.S)
+    apps = {re.sub(r"\s+", " ", cell).strip() for row in rows for cell in re.findall(r"<td>(.*?)</td>", row, re.S)[2:]}
+    assert {"MyDSP (application mobile)", "DSP (site web)"} <= apps, "the viewer's Traçabilité shows MyDSP's read too"
+    assert all("Assistant DSP : Hector Doe" in row for row in rows if "<td>" in row), "each read by Hector, named"
