@@ -144,7 +144,7 @@ SIGNING_KEY_CACHE_SECONDS = 5
 CLIENT_CACHE_SECONDS = 5
 # Names a self-registered client (RFC 7591) may take only with an admin's approval
 # (``idp clients approve``): compared without case, accents, spaces or punctuation, anywhere
-# in the name ("Agence e-Sante — DSP" matches "Agence eSanté").
+# in the name ("Agence e-Sante — DSP" matches "Agence eSanté"); a name with letters of another script than Latin waits too.
 PROTECTED_CLIENT_NAMES = ["Agence eSanté", "eSanté", "DSP officiel", "Dossier de Soins Partagé", "MyGuichet", "LuxTrust",
                           "CNS", "Ministère de la Santé"]
 

@@ -214,9 +214,17 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", plain)
 
 
+def _has_non_latin_letters(text: str) -> bool:
+    """Letters of another script (a Cyrillic "е" looks like a Latin "e"): not compared, so reserved."""
+    return any(char.isalpha() and not unicodedata.name(char, "").startswith("LATIN") for char in unicodedata.normalize("NFKD", text))
+
+
 def is_protected_name(name: str) -> bool:
     """Whether ``name`` passes for one of ``PROTECTED_CLIENT_NAMES``: some run of its words, joined,
-    spells a protected name joined ("Agence e-Sante" is "Agence eSanté"; "Pharmacie Santé" is not)."""
+    spells a protected name joined ("Agence e-Sante" is "Agence eSanté"; "Pharmacie Santé" is not),
+    or it has letters of another script than Latin, which could imitate one."""
+    if _has_non_latin_letters(name):
+        return True
     words = _words(name)
     runs = {"".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
     return any("".join(_words(protected)) in runs for protected in current_app.config["PROTECTED_CLIENT_NAMES"])

@@ -7,9 +7,11 @@ the protocol until an admin approves it (``idp clients approve`` or the admin UI
 lets the server decide what it provisions; the answer says what awaits approval.
 """
 
+from datetime import timedelta
+
 import pytest
 
-from idp import audit, client as clients
+from idp import audit, client as clients, clock
 from idp.extensions import db
 from tests.conftest import authorization_url, pkce_pair
 from tests.oauth.test_rfc7591_registration import MACHINE_CLIENT, WEB_CLIENT, bearer, register
@@ -17,10 +19,6 @@ from tests.oauth.test_rfc7591_registration import MACHINE_CLIENT, WEB_CLIENT, be
 
 @pytest.fixture
 def initial_token(app) -> str:
-    from datetime import timedelta
-
-    from idp import clock
-
     token = clients.issue_initial_access_token(clock.now() + timedelta(hours=1), note="tests")
     db.session.commit()
     return token
@@ -36,6 +34,7 @@ RESERVED_ASKS = [
     ({"client_name": "DSP OFFICIEL"}, "client_name"),
     ({"client_name": "Agence e-Sante"}, "client_name"),
     ({"client_name": "Agence eSante\u0301"}, "client_name"),  # e + combining acute accent
+    ({"client_name": "Agence \u0435Sant\u0435"}, "client_name"),  # Cyrillic е for the Latin e
 ]
 
 
@@ -53,6 +52,13 @@ def test_a_registration_asking_for_something_reserved_is_held_until_an_admin_app
     assert authorize_status(client, body["client_id"]) == 400, "a held client does not exist for /authorize"
     token = client.post("/token", data={"grant_type": "authorization_code", "code": "x"}, auth=(body["client_id"], body["client_secret"]))
     assert token.status_code == 401 and token.get_json()["error"] == "invalid_client"
+
+
+def test_similar_but_different_names_need_no_approval(client, initial_token):
+    for name in ("Pharmacie Santé Plus", "Laboratoire Ketterthill", "Cabinet Dr Müller"):
+        assert "pending_approval" not in register(client, initial_token, {**WEB_CLIENT, "client_name": name}).get_json(), name
+        initial_token = clients.issue_initial_access_token(clock.now() + timedelta(hours=1), note="tests")
+        db.session.commit()
 
 
 def test_a_registration_without_reserved_asks_works_at_once(client, initial_token):
