@@ -31,7 +31,7 @@ SECRET_KEY = None
 # Salt for pairwise subject identifiers (text; OpenID Connect Core §8.1); generated like
 # SECRET_KEY. Changing it changes every pairwise ``sub``: never change it once clients use them.
 PAIRWISE_SALT = None
-# Key-encryption keys that seal the private signing keys in the database (text: one or more
+# Key-encryption keys that seal the private signing keys and the admins' TOTP seeds in the database (text: one or more
 # secrets of >= 32 characters, comma-separated; the first seals, all open). Generated like
 # SECRET_KEY when unset; in production set it (or KEY_ENCRYPTION_KEYS_FILE, a file holding the
 # same text) outside the database and its backups. Rotation: prepend a new secret, run
@@ -57,11 +57,15 @@ SMS_TIMEOUT = 10
 # One-time codes sent at login (and in the activation wizard).
 ONE_TIME_CODE_TTL = 300  # seconds; never more than 600
 ONE_TIME_CODE_MAX_ATTEMPTS = 5  # wrong entries before a new code is needed
-ONE_TIME_CODE_RESEND_COOLDOWN = 30  # seconds between two sends
+ONE_TIME_CODE_RESEND_COOLDOWN = 30  # seconds between two sends for the same step, while the last code is unused
 ONE_TIME_CODE_DAILY_FAILURES = 20  # wrong codes per account and 24 hours, all resends together
+ONE_TIME_CODE_DAILY_SENDS = 10  # codes sent to an account and left unused, per 24 hours, all steps together
 
-# Activation letters.
+# Activation letters. Wrong codes typed for a matricule lock its activation for
+# ACTIVATION_LOCKOUT_SECONDS after ten in a row, doubling on each further lockout; the letter
+# itself stays valid (a guesser must not destroy a patient's only credential).
 ACTIVATION_CODE_TTL_DAYS = 90
+ACTIVATION_LOCKOUT_SECONDS = 900
 # The activation wizard ("J'active mon compte"): how long one run of it may take, in seconds.
 ACTIVATION_WIZARD_TTL = 30 * 60
 # Version of the CGU patients accept; its texts are ``idp/data/cgu/<version>.<language>.txt``.
@@ -81,6 +85,13 @@ RATE_LIMIT_LOGIN = "20 per minute"
 RATE_LIMIT_ONE_TIME_CODE = "20 per minute"
 RATE_LIMIT_TOKEN = "600 per minute"
 RATE_LIMIT_ACTIVATION = "20 per minute"  # activation code and "no activation code" requests
+# Per-account throttles (idp/throttle.py): the same limits per matricule, account or admin name
+# whatever the addresses a burst comes from; in Redis when REDIS_URL is set, else in memory.
+RATE_LIMIT_LOGIN_PER_ACCOUNT = "10 per minute"  # password posts for one matricule
+RATE_LIMIT_ONE_TIME_CODE_PER_ACCOUNT = "10 per minute"  # one-time codes entered for one account
+RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT = "5 per hour"  # forgotten-password requests for one matricule
+RATE_LIMIT_DELEGATION_LOOKUP_PER_ACCOUNT = "10 per minute; 30 per day"  # assistant look-ups by one account
+RATE_LIMIT_ADMIN_LOGIN_PER_ACCOUNT = "10 per minute"  # admin logins for one admin name
 # When Redis (REDIS_URL) is unreachable, the per-IP limits fall back to each instance's memory:
 # they keep holding (per instance) and logins keep working; they return to Redis once it answers.
 RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
@@ -106,6 +117,13 @@ SSO_ABSOLUTE_TIMEOUT = 12 * 60 * 60
 # Assistants DSP: exact-matricule look-ups of an assistant (account pages and the delegation
 # API), per IP (Flask-Limiter syntax). Each look-up tells whether a matricule exists.
 RATE_LIMIT_DELEGATION_LOOKUP = "10 per minute"
+# Adding an assistant through the delegation API needs a login (password and one-time code)
+# at most this many seconds old; older tokens get RFC 9470's insufficient_user_authentication.
+DELEGATION_REAUTHENTICATION_MAX_AGE = 300
+
+# Admin sessions (server-side, idp/admin_session.py), in seconds: unused, and in any case.
+ADMIN_SESSION_IDLE_TIMEOUT = 15 * 60
+ADMIN_SESSION_ABSOLUTE_TIMEOUT = 8 * 3600
 
 # Audit log retention in days: ``idp audit purge`` (run it daily) deletes older events. At least
 # 1096 days (3 years, EHDS Art. 9); the command refuses less.

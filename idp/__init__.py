@@ -22,6 +22,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
     csrf.init_app(app)
     limiter.init_app(app)
+    from . import throttle
+
+    throttle.init_app(app)
 
     from . import models  # noqa: F401  (every table, for Alembic and relationships)
     from . import known_device, sso_session

@@ -158,7 +158,7 @@ def resend_channel_code(wizard: ActivationWizard) -> None:
     challenge = one_time_code.get(wizard.challenge_id)
     if challenge is None:
         raise StepNotReached()
-    one_time_code.send(challenge, respect_cooldown=True)
+    one_time_code.send(challenge)
 
 
 def verify_channel_code(wizard: ActivationWizard, code: str) -> None:
@@ -176,12 +176,16 @@ def verify_channel_code(wizard: ActivationWizard, code: str) -> None:
 def complete(wizard: ActivationWizard) -> accounts.Account:
     """Step 4 → 5: activate the account, consume the letter, record the CGU acceptance.
 
-    The account leaves ``pending`` through one conditional UPDATE: of two submissions (double
-    click, two tabs) only one activates; the other gets :class:`activation_letter.AccountAlreadyActive`.
+    The letter is checked again and consumed first (:func:`activation_letter.redeem`): one voided
+    by a newer letter, expired or already used since step 1 raises
+    :class:`activation_letter.LetterNoLongerValid` and nothing is written. The account then leaves
+    ``pending`` through one conditional UPDATE: of two submissions (double click, two tabs) only
+    one activates; the other gets :class:`activation_letter.AccountAlreadyActive`.
     """
     require_step(wizard, STEP_OTHER_MEANS)
     if not wizard.channel_verified or not wizard.password_hash:
         raise ChannelNotVerified()
+    activation_letter.redeem(wizard.letter_id)
     now = clock.now()
     activated = db.session.execute(
         update(accounts.Account)
@@ -199,8 +203,6 @@ def complete(wizard: ActivationWizard) -> accounts.Account:
     accounts.mark_channel_verified(account, wizard.channel)
     account.preferred_channel = wizard.channel
     credential.set_password_hash(account, wizard.password_hash)
-    letter = db.session.get(activation_letter.ActivationLetter, wizard.letter_id)
-    activation_letter.redeem(letter)
     cgu_acceptance.record(account.id, wizard.cgu_version, "activation")
     wizard.password_hash = None
     wizard.step = STEP_DONE

@@ -1,8 +1,21 @@
 """Activation letters: the code posted to a patient so they can activate their account.
 
 A code has 60 bits of entropy (12 characters of Crockford base32, printed as XXXX-XXXX-XXXX)
-and is stored as SHA-256. A new letter voids the previous code. Wrong entries are counted per
-account: after ``ACTIVATION_MAX_FAILURES`` the letter is void and a new one is needed.
+and is stored as SHA-256. A new letter voids the previous code.
+
+Wrong codes are counted per matricule typed, whether it has a letter, an account or nothing
+(:class:`idp.credential.UnknownLoginThrottle` rows, :mod:`idp.lockout`): after
+``ACTIVATION_MAX_FAILURES`` in a row that matricule's activation is locked for
+``ACTIVATION_LOCKOUT_SECONDS``, doubling on each further lockout. The letter is *not* voided: a
+stranger who knows a matricule could otherwise destroy a pending patient's only credential with
+ten guesses. The trade-off: that stranger can delay the activation (by keeping it locked), not
+prevent it for good, and 60 bits stay out of reach at ten guesses per doubling lockout. Each
+attempt is claimed before the code is compared, so a burst gets no more than ten comparisons.
+
+Every matricule answers alike until a right code is shown: unknown, pending with a wrong code,
+already active with a wrong code (same status, message, lockout and one database write each);
+only the holder of a right code learns that its letter expired or that the account is already
+active (issue 13, medium 5).
 """
 
 import hashlib
@@ -16,7 +29,7 @@ from flask.cli import AppGroup
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import account as accounts, audit, clock, matricule as matricule_rules
+from . import account as accounts, audit, clock, credential, lockout, matricule as matricule_rules
 from .cgu_acceptance import FONT_DIRECTORY
 from .cli_output import emit
 from .extensions import db
@@ -35,7 +48,6 @@ class ActivationLetter(db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ActivationError(Exception):
@@ -52,6 +64,18 @@ class ActivationCodeExpired(ActivationError):
 
 class AccountAlreadyActive(ActivationError):
     pass
+
+
+class ActivationLocked(ActivationError):
+    """Too many wrong codes for this matricule: wait until ``until`` (whatever the matricule)."""
+
+    def __init__(self, until: datetime):
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+class LetterNoLongerValid(ActivationError):
+    """The letter a wizard started with was voided by a newer one, or expired, before the wizard ended."""
 
 
 def _hash(code: str) -> str:
@@ -81,7 +105,6 @@ def issue(account: accounts.Account, actor: str = "cli") -> tuple[ActivationLett
         code_hash=_hash(code),
         issued_at=now,
         expires_at=now + timedelta(days=current_app.config["ACTIVATION_CODE_TTL_DAYS"]),
-        failed_attempts=0,
     )
     db.session.add(letter)
     audit.record(audit.Event.LETTER_ISSUED, account_id=account.id, actor=actor)
@@ -96,29 +119,66 @@ def current_letter(account: accounts.Account) -> ActivationLetter | None:
     )
 
 
+def _matches(letter: ActivationLetter, code: str) -> bool:
+    return hmac.compare_digest(letter.code_hash, _hash(code))
+
+
+def _redeemed_letters(account: accounts.Account) -> list[ActivationLetter]:
+    return list(db.session.scalars(select(ActivationLetter).where(ActivationLetter.account_id == account.id,
+                                                                  ActivationLetter.redeemed_at.is_not(None))))
+
+
 def check(matricule: str, code: str) -> tuple[accounts.Account, ActivationLetter]:
-    """Check a matricule + code without consuming it. The caller commits (failures count)."""
-    account = accounts.find_by_matricule(matricule) if matricule_rules.is_valid(matricule) else None
-    if account is None:
-        raise ActivationCodeInvalid()
-    if account.is_active:
+    """Check a matricule + code without consuming it. The caller commits (failures count).
+
+    Raises :class:`ActivationLocked`, :class:`ActivationCodeInvalid` (one answer for an unknown
+    matricule, a wrong code and no letter), and only for a right code :class:`ActivationCodeExpired`
+    or :class:`AccountAlreadyActive`.
+    """
+    normalized = matricule_rules.normalize(matricule)
+    config = current_app.config
+    throttle_key = credential.matricule_key("activation", normalized)
+    claim = lockout.claim_keyed(credential.UnknownLoginThrottle, throttle_key, max_failures=ACTIVATION_MAX_FAILURES,
+                                base_seconds=config["ACTIVATION_LOCKOUT_SECONDS"])
+    if not claim.allowed:
+        raise ActivationLocked(claim.locked_until)
+    account = accounts.find_by_matricule(normalized) if matricule_rules.is_valid(normalized) else None
+    pending = account is not None and account.status == accounts.AccountStatus.PENDING.value
+    letter = current_letter(account) if pending else None
+    if letter is not None and _matches(letter, code):
+        lockout.clear(credential.UnknownLoginThrottle, credential.UnknownLoginThrottle.key == throttle_key)
+        if letter.expires_at <= clock.now():
+            raise ActivationCodeExpired()
+        return account, letter
+    if account is not None and account.is_active and any(_matches(old, code) for old in _redeemed_letters(account)):
+        lockout.clear(credential.UnknownLoginThrottle, credential.UnknownLoginThrottle.key == throttle_key)
         raise AccountAlreadyActive()
-    letter = current_letter(account)
-    if letter is None:
-        raise ActivationCodeInvalid()
-    if not hmac.compare_digest(letter.code_hash, _hash(code)):
-        letter.failed_attempts += 1
-        if letter.failed_attempts >= ACTIVATION_MAX_FAILURES:
-            letter.voided_at = clock.now()
-        audit.record(audit.Event.ACTIVATION_CODE_FAILED, account_id=account.id, attempts=letter.failed_attempts)
-        raise ActivationCodeInvalid()
-    if letter.expires_at <= clock.now():
-        raise ActivationCodeExpired()
-    return account, letter
+    audit.record(audit.Event.ACTIVATION_CODE_FAILED, account_id=account.id if pending else None, locked=claim.just_locked)
+    if claim.just_locked:
+        raise ActivationLocked(claim.locked_until)
+    raise ActivationCodeInvalid()
 
 
-def redeem(letter: ActivationLetter) -> None:
-    letter.redeemed_at = clock.now()
+def redeem(letter_id: int) -> None:
+    """Consume the letter, if it is still the patient's valid one: one conditional UPDATE.
+
+    Raises :class:`AccountAlreadyActive` when it was redeemed meanwhile (a double submission won
+    elsewhere) and :class:`LetterNoLongerValid` when it was voided or expired.
+    """
+    now = clock.now()
+    consumed = db.session.execute(
+        update(ActivationLetter)
+        .where(ActivationLetter.id == letter_id, ActivationLetter.redeemed_at.is_(None), ActivationLetter.voided_at.is_(None),
+               ActivationLetter.expires_at > now)
+        .values(redeemed_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    if consumed:
+        return
+    redeemed = db.session.scalar(select(ActivationLetter.redeemed_at).where(ActivationLetter.id == letter_id))
+    if redeemed is not None:
+        raise AccountAlreadyActive()
+    raise LetterNoLongerValid()
 
 
 letters_cli = AppGroup("letters", help="Activation letters.")

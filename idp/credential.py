@@ -3,7 +3,9 @@
 Wrong passwords are counted per account in the database, so every instance sees the same
 count. After ``PASSWORD_MAX_FAILURES`` failures in a row the account is locked for
 ``PASSWORD_LOCKOUT_SECONDS``, doubling with each further lockout (backoff rather than a hard
-lock that an attacker could use to keep a patient out, ASVS 6.1.1).
+lock that an attacker could use to keep a patient out, ASVS 6.1.1). Each attempt is claimed
+in the database before the hash is compared (:mod:`idp.lockout`), so a burst of simultaneous
+attempts gets no more comparisons than the limit, on SQLite as on PostgreSQL.
 """
 
 import hashlib
@@ -16,11 +18,10 @@ from typing import NoReturn
 
 from flask import current_app
 from passlib.hash import argon2
-from sqlalchemy import DateTime, ForeignKey, Integer, String, delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import clock, common_passwords
+from . import clock, common_passwords, lockout
 from .account import Account
 from .extensions import db
 
@@ -37,9 +38,11 @@ class PasswordCredential(db.Model):
 
 
 class UnknownLoginThrottle(db.Model):
-    """Wrong passwords against matricules without a usable account, counted and locked exactly like
-    an account's, so that a lockout never tells which matricules have one (ASVS 5.0 §6.3.8).
-    The key is an HMAC of the matricule: the table does not list the matricules people tried."""
+    """Wrong secrets counted by matricule rather than by account, locked exactly like an account's
+    password: wrong passwords against matricules without a usable account (so that a lockout never
+    tells which matricules have one, ASVS 5.0 §6.3.8), and wrong activation codes against any
+    matricule (:mod:`idp.activation_letter`). The key is an HMAC of a purpose and the matricule:
+    the table does not list the matricules people tried."""
 
     __tablename__ = "unknown_login_throttle"
 
@@ -113,12 +116,30 @@ def password_rule_failures(password: str, forbidden: Sequence[str | None] = ()) 
 
 def new_password_failures(account: Account, password: str, confirmation: str) -> list[str]:
     """Every rule a new password breaks, the bundled common-password list included (NIST 800-63B §5.1.1.2)."""
-    failures = password_rule_failures(password, [account.matricule, account.family_name, account.given_name])
+    return _failures(password, confirmation, _personal_data(account))
+
+
+def general_password_failures(password: str, confirmation: str) -> list[str]:
+    """The rules that need no account: what a page may tell before it knows who is asking."""
+    return _failures(password, confirmation, ())
+
+
+def _failures(password: str, confirmation: str, forbidden: Sequence[str | None]) -> list[str]:
+    failures = password_rule_failures(password, forbidden)
     if common_passwords.is_common(password):
         failures.append("common_password")
     if password != confirmation:
         failures.append("confirmation_differs")
     return failures
+
+
+def _personal_data(account: Account) -> list[str | None]:
+    return [account.matricule, account.family_name, account.given_name]
+
+
+def personal_data_failures(account: Account, password: str) -> list[str]:
+    """The rule that needs the account (its matricule and names): told only to whoever proved to hold it."""
+    return [rule for rule in password_rule_failures(password, _personal_data(account)) if rule == "contains_personal_data"]
 
 
 def set_password(account: Account, password: str) -> None:
@@ -146,72 +167,62 @@ def has_password(account: Account) -> bool:
     return db.session.get(PasswordCredential, account.id) is not None
 
 
-def locked_until(account: Account) -> datetime | None:
-    credential = db.session.get(PasswordCredential, account.id)
-    if credential and credential.locked_until and credential.locked_until > clock.now():
-        return credential.locked_until
-    return None
+def matricule_key(purpose: str, matricule: str) -> str:
+    """The key of a matricule's row in :class:`UnknownLoginThrottle`: an HMAC, never the matricule."""
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), f"{purpose}|{matricule}".encode(), hashlib.sha256).hexdigest()
 
 
-def _count_failure(record: PasswordCredential | UnknownLoginThrottle, now: datetime) -> NoReturn:
-    """One more wrong password: lock with doubling backoff at the threshold."""
-    record.failed_attempts += 1
+def _lockout_settings() -> dict:
     config = current_app.config
-    if record.failed_attempts >= config["PASSWORD_MAX_FAILURES"]:
-        seconds = config["PASSWORD_LOCKOUT_SECONDS"] * (2 ** min(record.lockouts, 6))
-        record.locked_until = now + timedelta(seconds=seconds)
-        record.lockouts += 1
-        record.failed_attempts = 0
-        raise AccountLocked(record.locked_until, just_locked=True)
+    return {"max_failures": config["PASSWORD_MAX_FAILURES"], "base_seconds": config["PASSWORD_LOCKOUT_SECONDS"]}
+
+
+def _refuse(claim: lockout.Claim) -> NoReturn:
+    """A wrong password on a claimed attempt: the lockout if this attempt started it."""
+    if claim.just_locked:
+        raise AccountLocked(claim.locked_until, just_locked=True)
     raise WrongPassword()
 
 
 def refuse_without_account(matricule: str, password: str) -> NoReturn:
     """A login for a matricule with no usable account: the same answers, timing and lockouts as a
     wrong password for a real one. The caller commits."""
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"unknown-login|{matricule}".encode(), hashlib.sha256).hexdigest()
-    record = db.session.get(UnknownLoginThrottle, key, with_for_update=True)
-    if record is None:
-        try:
-            with db.session.begin_nested():
-                record = UnknownLoginThrottle(key=key, failed_attempts=0, lockouts=0)
-                db.session.add(record)
-        except IntegrityError:  # a concurrent attempt created it first
-            record = db.session.get(UnknownLoginThrottle, key, with_for_update=True, populate_existing=True)
-    now = clock.now()
-    if record.locked_until and record.locked_until > now:
-        raise AccountLocked(record.locked_until)
+    claim = lockout.claim_keyed(UnknownLoginThrottle, matricule_key("unknown-login", matricule), **_lockout_settings())
+    if not claim.allowed:
+        raise AccountLocked(claim.locked_until)
     burn_equal_time(password)
-    _count_failure(record, now)
+    _refuse(claim)
 
 
 def verify_password(account: Account, password: str) -> None:
     """Check the password; count failures; raise :class:`WrongPassword` or :class:`AccountLocked`.
 
-    The caller commits: the failure count must be written even when the login fails.
+    The attempt is claimed before the hash is compared. The caller commits: the failure count
+    must be written even when the login fails.
     """
-    credential = db.session.get(PasswordCredential, account.id, with_for_update=True)
-    if credential is None:
+    key = PasswordCredential.account_id == account.id
+    claim = lockout.claim(PasswordCredential, key, **_lockout_settings(), returning=(PasswordCredential.password_hash,))
+    if claim is None:
         burn_equal_time(password)
         raise WrongPassword()
-    now = clock.now()
-    if credential.locked_until and credential.locked_until > now:
-        raise AccountLocked(credential.locked_until)
+    if not claim.allowed:
+        raise AccountLocked(claim.locked_until)
+    (stored,) = claim.returned
     current = hasher()
-    if not current.verify(password, credential.password_hash):
-        _count_failure(credential, now)
-    credential.failed_attempts = 0
-    credential.lockouts = 0
-    credential.locked_until = None
-    if current.needs_update(credential.password_hash):
-        credential.password_hash = current.hash(password)
+    if not current.verify(password, stored):
+        _refuse(claim)
+    lockout.clear(PasswordCredential, key)
+    if current.needs_update(stored):
+        db.session.execute(update(PasswordCredential).where(key).values(password_hash=current.hash(password)),
+                           execution_options={"synchronize_session": False})
 
 
 def purge_expired(now: datetime) -> dict[str, int]:
-    """Housekeeping: wrong passwords for matricules without an account, rows whose lockout ended more
-    than ``HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION`` ago. A real account keeps its backoff until a right
-    password, so the window is long: the backoff of a made-up matricule starting over must not tell
-    it from a dormant real one. Rows never locked carry no time and stay."""
+    """Housekeeping: counters kept by matricule (wrong passwords without an account, wrong activation
+    codes), rows whose lockout ended more than ``HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION`` ago. A real
+    account keeps its backoff until a right password, so the window is long: the backoff of a
+    made-up matricule starting over must not tell it from a dormant real one. Rows never locked
+    carry no time and stay."""
     cutoff = now - timedelta(seconds=current_app.config["HOUSEKEEPING_UNKNOWN_LOGIN_RETENTION"])
     deleted = db.session.execute(delete(UnknownLoginThrottle).where(UnknownLoginThrottle.locked_until <= cutoff),
                                  execution_options={"synchronize_session": False}).rowcount

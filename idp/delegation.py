@@ -4,7 +4,8 @@ An assistant has the same rights as the owner (guide, "Assistant DSP d'un enfant
 For a minor's record an assistant may also manage the other assistants; for an adult's record
 only the owner does. A delegation on a minor's record ends by itself at the owner's 18th
 birthday (from the registry's birth date, DESIGN.md); any delegation may carry an end date
-(EHDS Art. 4: proxy access is time-limited). Ending or revoking a delegation revokes at once
+(EHDS Art. 4: proxy access is time-limited). Days are Luxembourg's (:func:`clock.today`): a
+delegation ends at midnight in Luxembourg, not at midnight UTC. Ending or revoking a delegation revokes at once
 every token issued under it, and token look-ups check the delegation again on every use.
 """
 
@@ -19,7 +20,7 @@ from flask_babel import force_locale, gettext as _
 from sqlalchemy import Date, DateTime, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import account as accounts, audit, clock, matricule as matricule_rules, messaging
+from . import account as accounts, audit, clock, matricule as matricule_rules, messaging, throttle
 from .subject import subject_for, subject_in
 from .account import Account
 from .cli_output import emit
@@ -56,7 +57,7 @@ class Delegation(db.Model):
         return accounts.get(self.assistant_id)
 
     def is_in_force(self, today: date | None = None) -> bool:
-        today = today or clock.now().date()
+        today = today or clock.today()
         return self.revoked_at is None and (self.valid_until is None or today <= self.valid_until)
 
 
@@ -92,7 +93,7 @@ def majority_date(birth_date: date) -> date:
 
 
 def is_minor(account: Account, today: date | None = None) -> bool:
-    return (today or clock.now().date()) < majority_date(account.birth_date)
+    return (today or clock.today()) < majority_date(account.birth_date)
 
 
 def get(delegation_id: str | None) -> Delegation | None:
@@ -109,14 +110,19 @@ def in_force(delegation_id: str) -> bool:
 
 
 def lookup(matricule: str, *, requested_by: Account, client_id: str | None = None) -> Account | None:
-    """The patient with exactly this matricule, or None. Audited: it tells that someone exists.
+    """The patient with an active account and exactly this matricule, or None. Audited: it tells
+    that someone exists. A pending account is not found: it cannot log in to act as an assistant,
+    and finding it would tell who has not activated yet.
 
-    Raises :class:`InvalidDelegation` when the text is not a matricule (no partial search).
+    Raises :class:`InvalidDelegation` when the text is not a matricule (no partial search) and
+    :class:`throttle.Throttled` past the requester's own limit (``RATE_LIMIT_DELEGATION_LOOKUP_PER_ACCOUNT``),
+    which holds whatever the addresses the look-ups come from.
     """
     if not matricule_rules.is_valid(matricule or ""):
         raise InvalidDelegation("matricule must be 11 or 13 digits with valid check digits")
+    throttle.check("RATE_LIMIT_DELEGATION_LOOKUP_PER_ACCOUNT", "lookup", requested_by.id)
     found = accounts.find_by_matricule(matricule)
-    if found is not None and found.status == accounts.AccountStatus.DISABLED.value:
+    if found is not None and not found.is_active:
         found = None
     audit.record(audit.Event.DELEGATION_LOOKUP, account_id=requested_by.id, client_id=client_id,
                  matricule=matricule_rules.mask(matricule), found=found is not None)
@@ -145,7 +151,7 @@ def grant(owner: Account, assistant: Account, *, created_by: Account, type: str 
     role = (role or "").strip() or None
     if role is not None and len(role) > ROLE_MAX_LENGTH:
         raise InvalidDelegation(f"role is at most {ROLE_MAX_LENGTH} characters")
-    today = clock.now().date()
+    today = clock.today()
     if valid_until is not None and valid_until < today:
         raise InvalidDelegation("valid_until is in the past")
     if is_minor(owner, today):
@@ -161,7 +167,19 @@ def grant(owner: Account, assistant: Account, *, created_by: Account, type: str 
     audit.record(audit.Event.DELEGATION_GRANTED, account_id=owner.id, client_id=client_id, actor=f"account:{created_by.id}",
                  delegation_id=found.id, assistant_id=assistant.id, type=type, role=role,
                  valid_until=valid_until.isoformat() if valid_until else None)
+    _tell_owner_of_new_assistant(owner, assistant)
     return found
+
+
+def _tell_owner_of_new_assistant(owner: Account, assistant: Account) -> None:
+    """An assistant reads the whole record: the owner hears of it on every channel, in their own
+    language, so that an assistant added from a stolen session does not go unnoticed."""
+    with force_locale(owner.locale or current_app.config["LANGUAGES"][0]):
+        notice = _("%(name)s est désormais assistant DSP de votre dossier eSanté et peut le consulter comme vous. "
+                   "Si vous n'êtes pas à l'origine de cet ajout, retirez cet assistant dans Mon compte, rubrique Assistants, "
+                   "et contactez le helpdesk.", name=masked_name(assistant))
+        for channel in owner.channels():
+            messaging.notify(channel, owner.destination(channel), notice)
 
 
 # Sent when a delegation ends (revoked, expired, the patient came of age): the token module
@@ -192,12 +210,12 @@ def end_expired() -> int:
     Token look-ups already refuse such delegations; this makes the end visible (audit, trail,
     message) and is run daily by ``idp delegations end-expired``.
     """
-    today = clock.now().date()
+    today = clock.today()
     due = list(db.session.scalars(select(Delegation).where(Delegation.revoked_at.is_(None), Delegation.valid_until < today)))
     came_of_age: dict[int, Account] = {}
     for found in due:
         owner = found.owner
-        reached_majority = not is_minor(owner, today) and is_minor(owner, found.created_at.date())
+        reached_majority = not is_minor(owner, today) and is_minor(owner, clock.luxembourg_date(found.created_at))
         _end(found, "majority" if reached_majority else "expiry", audit.Event.DELEGATION_ENDED)
         if reached_majority:
             came_of_age[owner.id] = owner

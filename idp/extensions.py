@@ -9,7 +9,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import Insert, MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 naming_convention = {
@@ -21,6 +22,15 @@ naming_convention = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
+
+
+def upsert_for(model) -> Insert:
+    """``INSERT`` with ``ON CONFLICT`` clauses (``on_conflict_do_nothing``/``_do_update``) for the
+    database in use: PostgreSQL and SQLite spell the upsert alike, SQLAlchemy builds it per dialect."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
 babel = Babel()
 csrf = CSRFProtect()
 # Redis down: fall back to in-memory limits (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), not

@@ -17,8 +17,8 @@ from datetime import datetime
 import click
 from flask.cli import AppGroup
 
-from . import (activation, audit, backchannel_logout, clock, credential, federated_identity, known_device, one_time_code,
-               pushed_request, replay_cache, sso_session, token)
+from . import (activation, admin_session, audit, backchannel_logout, clock, credential, federated_identity, known_device,
+               one_time_code, pushed_request, replay_cache, sso_session, token, usage_budget)
 from .cli_output import emit
 from .extensions import db
 
@@ -31,9 +31,11 @@ PURGES = (
     replay_cache.purge_expired,
     federated_identity.purge_expired,
     one_time_code.purge_expired,
+    usage_budget.purge_expired,
     activation.purge_expired,
     token.purge_expired,
     sso_session.purge_expired,
+    admin_session.purge_expired,
     known_device.purge_expired,
 )
 

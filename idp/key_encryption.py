@@ -1,6 +1,6 @@
-"""Key-encryption keys (KEKs): the private signing keys are stored sealed with AES-256-GCM.
+"""Key-encryption keys (KEKs): the private signing keys and the admins' TOTP seeds are stored sealed with AES-256-GCM.
 
-A database dump alone then does not let anyone sign tokens. ``KEY_ENCRYPTION_KEYS`` holds one
+A database dump alone then does not let anyone sign tokens or make an admin's second factor. ``KEY_ENCRYPTION_KEYS`` holds one
 or more high-entropy secrets separated by commas, from an ``IDP_*`` variable, a settings file or
 ``KEY_ENCRYPTION_KEYS_FILE`` (generated into the instance folder in the embedded setup). The
 first seals, every one opens: to rotate, put a new secret first, run ``idp keys rewrap``, then

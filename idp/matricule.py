@@ -111,7 +111,7 @@ def is_valid(text: str) -> bool:
 def _check_birth_date(yyyymmdd: str) -> None:
     """A real date, or one with ``00`` for an unknown month or day, and not after today."""
     year, month, day = int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])
-    today = clock.now().date()
+    today = clock.today()
     if year < 1850 or year > today.year:
         raise InvalidMatricule("bad_birth_year")
     if month > 12:

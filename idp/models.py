@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     activation,
     activation_letter,
     admin_account,
+    admin_session,
     audit,
     backchannel_logout,
     cgu_acceptance,
@@ -23,4 +24,5 @@ from . import (  # noqa: F401
     signing_key,
     sso_session,
     token,
+    usage_budget,
 )

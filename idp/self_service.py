@@ -6,17 +6,21 @@
 - A first password, for an account activated through MyGuichet.lu without one: a code on the
   preferred channel (the channel MyGuichet.lu gave, or one verified since).
 - A forgotten password: the matricule and a code on the registered channel; the other
-  channel, when there is one, is told.
+  channel, when there is one, is told. A matricule without an account answers alike.
+- A new Assistant DSP (who then reads the whole record): the password, or for an account
+  without one (activated through MyGuichet) a code sent now; the owner is told on every channel.
 """
 
 from flask_babel import gettext as _
 
-from . import account as accounts, activation, audit, clock, credential, messaging, one_time_code, sso_session
+from . import account as accounts, activation, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code
+from . import delegation as delegations, sso_session, throttle
 
 CONTACT_PURPOSE = "contact_change"
 PASSWORD_PURPOSE = "password_change"
 PASSWORD_CREATION_PURPOSE = "password_creation"
 RECOVERY_PURPOSE = "password_recovery"
+ASSISTANT_PURPOSE = "assistant_add"
 
 
 def start_contact_change(account: accounts.Account, channel: str, value: str, current_password: str) -> one_time_code.OneTimeCode:
@@ -90,12 +94,22 @@ def finish_password_creation(account: accounts.Account, challenge: one_time_code
     audit.record(audit.Event.PASSWORD_CREATED, account_id=account.id, channel=challenge.channel)
 
 
-def start_recovery(matricule: str) -> one_time_code.OneTimeCode | None:
-    """Send a code to the account's preferred channel; None (and nothing sent) for unknown or inactive accounts."""
-    account = accounts.find_by_matricule(matricule)
+def start_recovery(matricule: str) -> one_time_code.OneTimeCode:
+    """Send a code to the account's preferred channel.
+
+    A matricule without an active account reachable on a channel gets a decoy challenge instead
+    (nothing is sent): the same budgets, answers and timing follow, so neither this step nor the
+    next tells which matricules have an account (issue 13, medium 5). Raises
+    :class:`throttle.Throttled`, :class:`one_time_code.ResendTooSoon`,
+    :class:`one_time_code.SendLimitReached` or :class:`messaging.MessageNotSent`.
+    """
+    normalized = matricule_rules.normalize(matricule)
+    throttle.check("RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT", "recovery", normalized)
+    account = accounts.find_by_matricule(normalized)
     if account is None or not account.is_active or not account.channels():
+        challenge = one_time_code.start_decoy(one_time_code.matricule_subject(normalized), RECOVERY_PURPOSE)
         audit.record(audit.Event.PASSWORD_RECOVERY_UNKNOWN)
-        return None
+        return challenge
     channel = account.channels()[0]
     challenge = one_time_code.start(account.id, RECOVERY_PURPOSE, channel, account.destination(channel))
     audit.record(audit.Event.PASSWORD_RECOVERY_STARTED, account_id=account.id, channel=channel)
@@ -103,11 +117,19 @@ def start_recovery(matricule: str) -> one_time_code.OneTimeCode | None:
 
 
 def finish_recovery(challenge: one_time_code.OneTimeCode, code: str, password: str, confirmation: str) -> accounts.Account:
-    account = accounts.get(challenge.account_id)
-    failures = credential.new_password_failures(account, password, confirmation)
+    """Set the new password once the code is right. The rules that name the patient (matricule,
+    names) are checked only after the code proved who is asking: before, they would tell anyone
+    a matricule's names."""
+    failures = credential.general_password_failures(password, confirmation)
     if failures:
         raise credential.PasswordTooWeak(failures)
-    one_time_code.verify(challenge, code)
+
+    def refuse_personal_data() -> None:
+        if personal := credential.personal_data_failures(accounts.get(challenge.account_id), password):
+            raise credential.PasswordTooWeak(personal)
+
+    one_time_code.verify(challenge, code, before_consume=refuse_personal_data)
+    account = accounts.get(challenge.account_id)
     credential.set_password(account, password)
     ended = sso_session.end_all(account.id)
     audit.record(audit.Event.PASSWORD_RESET, account_id=account.id, sessions_ended=ended)
@@ -116,6 +138,29 @@ def finish_recovery(challenge: one_time_code.OneTimeCode, code: str, password: s
         if channel != challenge.channel:
             messaging.notify(channel, account.destination(channel), notice)
     return account
+
+
+def start_assistant_confirmation(account: accounts.Account) -> one_time_code.OneTimeCode:
+    """For an account without a password: a code on the preferred channel, to confirm adding an assistant."""
+    channel = account.channels()[0]
+    return one_time_code.start(account.id, ASSISTANT_PURPOSE, channel, account.destination(channel))
+
+
+def add_assistant(owner: accounts.Account, assistant: accounts.Account, *, password: str | None = None,
+                  challenge: one_time_code.OneTimeCode | None = None, code: str | None = None, **details) -> delegations.Delegation:
+    """Make ``assistant`` an Assistant DSP of ``owner``'s record once the owner proved it is them
+    (closes gap 12 of docs/security.md). ``details`` go to :func:`delegation.grant`, which tells the owner.
+
+    Raises credential errors (a wrong password counts towards the lockout), one_time_code errors,
+    and delegation errors; the caller commits on credential and code errors (they count).
+    """
+    if credential.has_password(owner):
+        credential.verify_password(owner, password or "")
+    elif challenge is None or challenge.account_id != owner.id or challenge.purpose != ASSISTANT_PURPOSE:
+        raise one_time_code.OneTimeCodeExpired()
+    else:
+        one_time_code.verify(challenge, code or "")
+    return delegations.grant(owner, assistant, created_by=owner, **details)
 
 
 def set_preferred_channel(account: accounts.Account, channel: str) -> None:

@@ -24,7 +24,7 @@ from joserfc.errors import InvalidKeyIdError
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock, key_encryption, public_documents
+from . import admin_account, audit, clock, key_encryption, public_documents
 from .cli_output import emit
 from .extensions import db
 
@@ -238,13 +238,16 @@ def rotate_command(as_json: bool) -> None:
 @keys_cli.command("rewrap")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def rewrap_command(as_json: bool) -> None:
-    """Re-seal the private keys under the first KEY_ENCRYPTION_KEYS secret (KEK rotation)."""
+    """Re-seal the private keys and the admins' TOTP seeds under the first KEY_ENCRYPTION_KEYS secret (KEK rotation)."""
     try:
         count = rewrap()
+        seeds = admin_account.rewrap_totp_seeds()
+        db.session.commit()
     except key_encryption.KeyEncryptionError as error:
+        db.session.rollback()
         raise click.ClickException(str(error)) from None
-    emit({"rewrapped": count, "kek_id": key_encryption.current_kek_id()}, as_json,
-         lambda result: f"{result['rewrapped']} key(s) now sealed with {result['kek_id']}")
+    emit({"rewrapped": count, "totp_seeds_rewrapped": seeds, "kek_id": key_encryption.current_kek_id()}, as_json,
+         lambda result: f"{result['rewrapped']} key(s) and {result['totp_seeds_rewrapped']} admin TOTP seed(s) now sealed with {result['kek_id']}")
 
 
 @keys_cli.command("list")

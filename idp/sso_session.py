@@ -3,7 +3,9 @@
 The browser holds only a random 256-bit id (Secure when the issuer is https, HttpOnly,
 SameSite=Lax); the database holds its SHA-256 with the account, ``auth_time``, ``amr`` and
 ``acr``. Sessions end on logout, after ``SSO_IDLE_TIMEOUT`` without use, and after
-``SSO_ABSOLUTE_TIMEOUT`` in any case. Each authentication gets a new id (no fixation).
+``SSO_ABSOLUTE_TIMEOUT`` in any case. Each authentication gets a new id (no fixation). The
+cookie is a session cookie, gone when the browser closes (a shared computer), unless the
+patient asked the login page to remember the device: then it lasts ``SSO_ABSOLUTE_TIMEOUT``.
 """
 
 import hashlib
@@ -57,8 +59,11 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def start(account_id: int, amr: list[str], acr: str) -> SsoSession:
-    """Begin a session after a full authentication; any session of this browser ends first."""
+def start(account_id: int, amr: list[str], acr: str, remember: bool = False) -> SsoSession:
+    """Begin a session after a full authentication; any session of this browser ends first.
+
+    ``remember``: the patient ticked "Se souvenir de cet appareil"; otherwise the cookie has no
+    ``Max-Age`` and ends with the browser."""
     if previous := current():
         end(previous, reason="replaced")
     raw = secrets.token_urlsafe(32)
@@ -75,7 +80,7 @@ def start(account_id: int, amr: list[str], acr: str) -> SsoSession:
         ip_address=request.remote_addr,
     )
     db.session.add(session)
-    g.sso_cookie = raw
+    g.sso_cookie, g.sso_cookie_persistent = raw, remember
     g.sso_session = session
     audit.record(audit.Event.LOGIN_SUCCEEDED, account_id=account_id, amr=amr, acr=acr)
     known_device.recognise(accounts.get(account_id))
@@ -144,7 +149,7 @@ def write_cookie(response):
         response.set_cookie(
             name,
             g.sso_cookie,
-            max_age=config["SSO_ABSOLUTE_TIMEOUT"],
+            max_age=config["SSO_ABSOLUTE_TIMEOUT"] if g.get("sso_cookie_persistent") else None,
             secure=config["SESSION_COOKIE_SECURE"],
             httponly=True,
             samesite="Lax",

@@ -22,6 +22,7 @@ process (several would need a shared one, as the provider keeps its state in Red
 """
 
 import argparse
+import re
 import secrets
 import threading
 import time
@@ -54,12 +55,14 @@ API_ERRORS = {
     "invalid_request": _l("Numéro assuré invalide : il compte 11 ou 13 chiffres."),
     "conflict": _l("Cette personne est déjà assistant de ce dossier."),
     "access_denied": _l("Vous ne pouvez pas gérer les assistants de ce dossier."),
+    "too_many_requests": _l("Trop de recherches d'assistants : réessayez plus tard."),
 }
 # The applications that read records, by client id: the trail names them, not their ids.
 APPLICATION_NAMES = {
     "dsp-viewer": _l("DSP (site web)"),
     "mydsp": _l("MyDSP (application mobile)"),
 }
+STEP_UP_MAX_AGE = re.compile(r'max_age="?(\d+)')
 
 
 blueprint = Blueprint("viewer", __name__)
@@ -351,8 +354,11 @@ def home():
 
 @blueprint.get("/login")
 def login():
+    """``max_age``: a fresh login asked by the provider's step-up challenge (RFC 9470 §4)."""
     _metadata()
-    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback", ui_locales=str(get_locale()))
+    max_age = request.args.get("max_age", type=int)
+    extra = {"max_age": max_age} if max_age is not None else {}
+    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback", ui_locales=str(get_locale()), **extra)
 
 
 @blueprint.get("/callback")
@@ -412,6 +418,11 @@ def add_assistant():
     body = {"matricule": request.form.get("matricule", ""), "type": request.form.get("type", ""),
             "role": request.form.get("role", "").strip() or None, "valid_until": None}
     response = _call("POST", _delegations_url(), _record_token(visit), json=body)
+    step_up = STEP_UP_MAX_AGE.search(response.headers.get("WWW-Authenticate", "")) if response.status_code == 401 else None
+    if step_up and "insufficient_user_authentication" in response.headers["WWW-Authenticate"]:
+        flash(_("Ajouter un assistant lui ouvre tout votre dossier : confirmez votre identité en vous reconnectant, "
+                "puis ajoutez-le à nouveau."), "info")
+        return redirect(url_for("viewer.login", max_age=step_up.group(1)))
     if response.status_code != 201:
         flash(_api_error(response), "error")
     else:

@@ -73,14 +73,19 @@ def app(request, settings, tmp_path, monkeypatch):
         yield application
         db.session.rollback()
         if not config["DATABASE_URL"].startswith("sqlite"):
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            db.session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
-            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            db.session.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
-            db.session.commit()
+            empty_postgres_tables()
         db.session.remove()
         db.engine.dispose()
     clock.reset()
+
+
+def empty_postgres_tables() -> None:
+    """Leave the suite's PostgreSQL as the migrations made it, for the next test."""
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    db.session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
+    db.session.commit()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from idp import activation_letter, clock
+from idp import account as accounts, activation_letter, clock, matricule
 from idp.extensions import db
 
 
@@ -75,25 +75,37 @@ def test_a_new_letter_voids_the_previous_code(runner, patients):
     assert sum(letter.voided_at is None for letter in letters_of(patient.account)) == 1
 
 
-def test_wrong_codes_are_refused_and_counted(runner, patients):
-    patient = patients.create(status="pending")
-    issue(runner, patient.matricule)
-    for attempt in (1, 2):
-        with pytest.raises(activation_letter.ActivationCodeInvalid):
-            activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
-        db.session.commit()
-        assert letters_of(patient.account)[0].failed_attempts == attempt
-
-
-def test_too_many_wrong_codes_void_the_letter(runner, patients):
+def test_too_many_wrong_codes_lock_the_matricule_and_keep_the_letter(app, runner, patients):
+    """Ten wrong codes lock the matricule's activation for a while; the letter stays the patient's
+    (issue 13: a stranger who knows a matricule must not destroy its only credential)."""
     patient = patients.create(status="pending")
     code = issue(runner, patient.matricule)[0]["activation_code"]
-    for _ in range(activation_letter.ACTIVATION_MAX_FAILURES):
+    for _ in range(activation_letter.ACTIVATION_MAX_FAILURES - 1):
         with pytest.raises(activation_letter.ActivationCodeInvalid):
             activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
-    db.session.commit()
-    with pytest.raises(activation_letter.ActivationCodeInvalid):
+    with pytest.raises(activation_letter.ActivationLocked) as locked:
+        activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
+    assert abs(locked.value.until - clock.now() - timedelta(seconds=app.config["ACTIVATION_LOCKOUT_SECONDS"])) < timedelta(seconds=1)
+    with pytest.raises(activation_letter.ActivationLocked):
         activation_letter.check(patient.matricule, code)
+    db.session.commit()
+    assert [letter.voided_at for letter in letters_of(patient.account)] == [None], "the letter is not voided"
+    clock.advance(timedelta(seconds=app.config["ACTIVATION_LOCKOUT_SECONDS"]))
+    assert activation_letter.check(patient.matricule, code)[0].id == patient.account.id
+
+
+def test_each_further_lockout_lasts_twice_as_long(app, runner, patients):
+    patient = patients.create(status="pending")
+    issue(runner, patient.matricule)
+    base = app.config["ACTIVATION_LOCKOUT_SECONDS"]
+    for lockout in range(3):
+        for _ in range(activation_letter.ACTIVATION_MAX_FAILURES - 1):
+            with pytest.raises(activation_letter.ActivationCodeInvalid):
+                activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
+        with pytest.raises(activation_letter.ActivationLocked) as locked:
+            activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
+        assert abs(locked.value.until - clock.now() - timedelta(seconds=base * 2**lockout)) < timedelta(seconds=1)
+        clock.advance(locked.value.until - clock.now())
 
 
 def test_an_expired_code_is_refused_as_expired(runner, patients):
@@ -109,6 +121,40 @@ def test_unknown_matricule_and_wrong_code_look_the_same(runner, patients):
         activation_letter.check("1893120105732", "AAAA-BBBB-CCCC")
     with pytest.raises(activation_letter.ActivationCodeInvalid):
         activation_letter.check("not a matricule", "AAAA-BBBB-CCCC")
+
+
+def answers_to_wrong_codes(matricule: str) -> list[str]:
+    answers = []
+    for _ in range(activation_letter.ACTIVATION_MAX_FAILURES + 1):
+        with pytest.raises(activation_letter.ActivationError) as refused:
+            activation_letter.check(matricule, "AAAA-BBBB-CCCC")
+        answers.append(type(refused.value).__name__)
+    return answers
+
+
+def test_unknown_pending_and_active_matricules_answer_wrong_codes_alike(runner, patients):
+    """Until a right code is shown nothing tells the three apart, the lockout included (issue 13, medium 5)."""
+    pending = patients.create(status="pending", mobile="+352621000201")
+    issue(runner, pending.matricule)
+    active = patients.create(mobile="+352621000202")
+    unknown = matricule.with_check_digits("19700101" + "999")
+    expected = ["ActivationCodeInvalid"] * (activation_letter.ACTIVATION_MAX_FAILURES - 1) + ["ActivationLocked"] * 2
+    assert answers_to_wrong_codes(unknown) == expected
+    assert answers_to_wrong_codes(pending.matricule) == expected
+    assert answers_to_wrong_codes(active.matricule) == expected
+
+
+def test_only_the_holder_of_its_code_learns_that_an_account_is_already_active(runner, patients):
+    patient = patients.create(status="pending")
+    code = issue(runner, patient.matricule)[0]["activation_code"]
+    account, letter = activation_letter.check(patient.matricule, code)
+    activation_letter.redeem(letter.id)
+    accounts.activate(account)
+    db.session.commit()
+    with pytest.raises(activation_letter.ActivationCodeInvalid):
+        activation_letter.check(patient.matricule, "AAAA-BBBB-CCCC")
+    with pytest.raises(activation_letter.AccountAlreadyActive):
+        activation_letter.check(patient.matricule, code)
 
 
 def test_no_letter_for_an_active_account_or_an_unknown_matricule(runner, patients):

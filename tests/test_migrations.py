@@ -7,6 +7,7 @@ next to the shared test database and dropped afterwards, so the suite's schema i
 import secrets
 from collections.abc import Iterator
 
+import pyotp
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from idp import account as accounts, audit, client as clients, create_app, signing_key
+from idp import account as accounts, admin_account, audit, client as clients, clock, create_app, credential, signing_key
 from idp.extensions import db
 from tests.conftest import TEST_SETTINGS
 from tests.support import services
@@ -115,5 +116,28 @@ def test_app_starts_on_an_existing_database_and_keeps_its_data(empty_database, t
         assert clients.get("existing-rp").name == "Existing RP"
         assert db.session.scalar(text("SELECT count(*) FROM alembic_version")) == 1
         assert schema_differences() == []
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_an_existing_admins_totp_seed_is_sealed_by_the_upgrade_and_still_logs_in(empty_database, tmp_path):
+    """0006 seals the clear seeds of admins created before it; the same authenticator app keeps working."""
+    app = app_on(empty_database, tmp_path)
+    with app.app_context():
+        upgrade(revision="0005_security")
+        seed = pyotp.random_base32()
+        db.session.execute(text(
+            "INSERT INTO admin_account (username, password_hash, totp_secret, last_totp_step, disabled, created_at) "
+            "VALUES ('alice', :hash, :seed, 0, false, :now)"), {"hash": credential.hash_password("Correct-Horse-42-battery"),
+                                                                 "seed": seed, "now": clock.now()})
+        db.session.commit()
+        upgrade()
+        row = db.session.execute(text("SELECT * FROM admin_account")).mappings().one()
+        assert seed not in str(dict(row)), "no column holds the seed in clear"
+        admin = admin_account.authenticate("alice", "Correct-Horse-42-battery", pyotp.TOTP(seed).now())
+        assert admin.username == "alice"
+        db.session.commit()
+        downgrade(revision="0005_security")
+        assert db.session.execute(text("SELECT totp_secret FROM admin_account")).scalar() == seed, "downgrading opens it again"
         db.session.remove()
         db.engine.dispose()

@@ -1,45 +1,37 @@
 """Admin pages: the client registry, helpdesk requests and the audit log, behind password + TOTP.
 
-The admin session lives in the signed Flask session (``admin_id``) and ends after 15 idle
-minutes. Every change goes through :mod:`idp.client`, which audits it with the admin's name.
-Secrets and activation codes are shown once, in the response to the change that made them,
-and never again.
+The admin session lives on the server (:mod:`idp.admin_session`): revoked at logout, ended
+after ``ADMIN_SESSION_IDLE_TIMEOUT`` unused and ``ADMIN_SESSION_ABSOLUTE_TIMEOUT`` in any case.
+Admin logins are throttled per address and per admin name (:mod:`idp.throttle`) and lock the
+admin account after repeated failures (:mod:`idp.admin_account`). Every change goes through
+:mod:`idp.client`, which audits it with the admin's name. Secrets and activation codes are
+shown once, in the response to the change that made them, and never again.
 """
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+import math
 
-from .. import account as accounts, admin_account, audit, client as clients, clock, helpdesk_request
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
+
+from .. import account as accounts, admin_account, admin_session, audit, client as clients, helpdesk_request, throttle
 from ..extensions import db, limiter
 from . import blueprint
 from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm, RejectRequestForm
 
-IDLE_TIMEOUT_SECONDS = 15 * 60
 PUBLIC_ENDPOINTS = {"admin.login"}
 
-
-def _signed_in_admin() -> admin_account.AdminAccount | None:
-    """The admin of this session, if it has not been idle too long; each request renews it."""
-    admin_id, last_seen = session.get("admin_id"), session.get("admin_seen_at")
-    if admin_id is None or last_seen is None:
-        return None
-    now = clock.timestamp()
-    admin = admin_account.get(admin_id) if now - last_seen <= IDLE_TIMEOUT_SECONDS else None
-    if admin is None or admin.disabled:
-        session.pop("admin_id", None)
-        session.pop("admin_seen_at", None)
-        flash(_("Votre session d'administration a expiré. Veuillez vous reconnecter."), "error")
-        return None
-    session["admin_seen_at"] = now
-    return admin
+blueprint.after_request(admin_session.write_cookie)
 
 
 @blueprint.before_request
 def require_admin_session():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    g.admin = _signed_in_admin()
+    current = admin_session.current()
+    g.admin = admin_account.get(current.admin_id) if current else None
     if g.admin is None:
+        if g.get("admin_session_expired"):
+            flash(_("Votre session d'administration a expiré. Veuillez vous reconnecter."), "error")
         return redirect(url_for("admin.login"), code=303)
     return None
 
@@ -73,20 +65,32 @@ def login():
     if not form.validate_on_submit():
         return render_template("admin/login.html", form=form), 400 if request.method == "POST" else 200
     try:
+        throttle.check("RATE_LIMIT_ADMIN_LOGIN_PER_ACCOUNT", "admin", form.username.data)
+    except throttle.Throttled as throttled:
+        minutes = math.ceil(throttled.retry_after / 60)
+        form.totp_code.errors.append(ngettext("Trop de tentatives pour cet identifiant. Réessayez dans %(num)d minute.",
+                                              "Trop de tentatives pour cet identifiant. Réessayez dans %(num)d minutes.", minutes))
+        response = current_app.make_response((render_template("admin/login.html", form=form), 429))
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
+    try:
         admin = admin_account.authenticate(form.username.data, form.password.data, form.totp_code.data)
     except admin_account.AdminLoginFailed:
         db.session.commit()
         form.totp_code.errors.append(_("Identifiant, mot de passe ou code incorrect."))
         return render_template("admin/login.html", form=form), 400
-    db.session.commit()
     _new_session()
-    session["admin_id"] = admin.id
-    session["admin_seen_at"] = clock.timestamp()
+    admin_session.start(admin)
+    db.session.commit()
     return redirect(url_for("admin.clients"), code=303)
 
 
 @blueprint.post("/logout")
 def logout():
+    """Revoke the session on the server: the cookie, wherever it was copied, opens nothing any more."""
+    admin_session.end(admin_session.current())
+    audit.record(audit.Event.ADMIN_LOGOUT, actor=_actor())
+    db.session.commit()
     _new_session()
     flash(_("Vous êtes déconnecté."))
     return redirect(url_for("admin.login"), code=303)

@@ -4,18 +4,21 @@ The record is the access token's ``sub``. Its owner manages its assistants; a to
 carries ``act`` (an assistant acting for the patient) manages them only on a minor's record
 (guide, "Assistant DSP d'un enfant mineur"). Every route takes a token with the ``delegations``
 scope through ``@require_oauth`` (token errors as RFC 6750 §3 and RFC 9449 §7.1 say, rendered by
-``idp.oauth.errors``); every error body is ``{"error", "error_description"}``.
+``idp.oauth.errors``); every error body is ``{"error", "error_description"}``. Adding an
+assistant gives the whole record, so it needs a login at most ``DELEGATION_REAUTHENTICATION_MAX_AGE``
+seconds old: an older token gets RFC 9470's ``insufficient_user_authentication`` challenge with
+``max_age``, and the client sends the patient through the login again.
 """
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from authlib.integrations.flask_oauth2 import current_token
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from .. import account as accounts, client as clients, delegation as delegations
+from .. import account as accounts, client as clients, clock, delegation as delegations, throttle
 from ..extensions import csrf, db, limiter, require_oauth, retry_after
 from . import blueprint
 from .openapi import MATRICULE_PATTERN
@@ -25,9 +28,9 @@ csrf.exempt(blueprint)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, description: str):
+    def __init__(self, status: int, error: str, description: str, headers: dict | None = None):
         super().__init__(description)
-        self.status, self.error, self.description = status, error, description
+        self.status, self.error, self.description, self.headers = status, error, description, headers or {}
 
 
 @dataclass
@@ -37,10 +40,21 @@ class Caller:
     record: accounts.Account
     actor: accounts.Account
     client: clients.Client
+    authenticated_at: datetime | None  # the login behind the token (``auth_time``)
+    scheme: str  # how the token came: Bearer or DPoP
 
     def require_manager(self) -> None:
         if not delegations.may_manage(self.record, self.actor):
             raise ApiError(403, "access_denied", "Only the owner manages the assistants of an adult's record.")
+
+    def require_recent_login(self) -> None:
+        """RFC 9470 §3: the token's authentication is too old for this; ``max_age`` says what is needed."""
+        max_age = current_app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]
+        if self.authenticated_at is None or (clock.now() - self.authenticated_at).total_seconds() > max_age:
+            description = f"Adding an assistant needs a login less than {max_age} seconds old."
+            challenge = (f'{"DPoP" if self.scheme == "dpop" else "Bearer"} realm="{current_app.config["ISSUER"]}", '
+                         f'error="insufficient_user_authentication", error_description="{description}", max_age="{max_age}"')
+            raise ApiError(401, "insufficient_user_authentication", description, {"WWW-Authenticate": challenge})
 
 
 def _no_store(response):
@@ -53,6 +67,7 @@ def _no_store(response):
 def _api_error(error: ApiError):
     response = jsonify(error=error.error, error_description=error.description)
     response.status_code = error.status
+    response.headers.update(error.headers)
     return _no_store(response)
 
 
@@ -63,7 +78,7 @@ def _http_error(error: HTTPException):
     response = jsonify(error="too_many_requests" if error.code == 429 else "invalid_request", error_description=error.description)
     response.status_code = error.code or 400
     if error.code == 429:
-        response.headers["Retry-After"] = retry_after()
+        response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or retry_after())
     return _no_store(response)
 
 
@@ -72,7 +87,7 @@ def _caller() -> Caller:
     access = current_token.use
     record, client = access.account, access.client
     actor = accounts.get(access.token.actor_account_id) if access.token.actor_account_id else record
-    return Caller(record, actor, client)
+    return Caller(record, actor, client, access.token.auth_time, current_token.scheme)
 
 
 def _json_body(allowed: set[str], required: set[str]) -> dict:
@@ -93,9 +108,12 @@ def _lookup(caller: Caller, matricule: str) -> accounts.Account:
         found = delegations.lookup(matricule, requested_by=caller.actor, client_id=caller.client.client_id)
     except delegations.InvalidDelegation:
         found = None  # digits whose check digits fail: like any other matricule, it matches no one
+    except throttle.Throttled as throttled:
+        raise TooManyRequests(f"Too many look-ups for this account; retry in {throttled.retry_after} seconds.",
+                              retry_after=throttled.retry_after) from None
     db.session.commit()  # the look-up is audited even when it finds no one
     if found is None:
-        raise ApiError(404, "not_found", "No patient has this matricule.")
+        raise ApiError(404, "not_found", "No patient with an active account has this matricule.")
     return found
 
 
@@ -122,6 +140,7 @@ def lookup_assistant():
 def add_delegation():
     caller = _caller()
     caller.require_manager()
+    caller.require_recent_login()
     body = _json_body({"matricule", "type", "role", "valid_until"}, {"matricule"})
     kind, role, valid_until = body.get("type", delegations.ASSISTANT_DSP), body.get("role"), body.get("valid_until")
     if not isinstance(kind, str) or not (role is None or isinstance(role, str)) or not (valid_until is None or isinstance(valid_until, str)):

@@ -29,12 +29,16 @@ def _errors(*statuses: int) -> dict:
     catalogue = {
         400: _error("The request body is not valid (`invalid_request`).", ["invalid_request"]),
         401: _error("No access token, or one that is invalid, expired or revoked (RFC 6750 §3.1), or a DPoP presentation "
-                    "that fails (`invalid_dpop_proof`, `use_dpop_nonce`; RFC 9449 §7.1).", ["invalid_token", "invalid_request"], True),
+                    "that fails (`invalid_dpop_proof`, `use_dpop_nonce`; RFC 9449 §7.1). Adding an assistant also needs a login "
+                    "at most `max_age` seconds old (`insufficient_user_authentication`, RFC 9470 §3): log the patient in again "
+                    "with that `max_age`.", ["invalid_token", "invalid_request", "insufficient_user_authentication"], True),
         403: _error("The token lacks the `delegations` scope (`insufficient_scope`), or an assistant acts on an adult's record "
                     "(`access_denied`).", ["insufficient_scope", "access_denied"], True),
-        404: _error("No patient has this matricule, or the record has no such assistant (`not_found`).", ["not_found"]),
+        404: _error("No patient with an active account has this matricule, or the record has no such assistant (`not_found`).",
+                    ["not_found"]),
         409: _error("This patient is already an assistant of the record (`conflict`).", ["conflict"]),
-        429: _error("Too many look-ups from this address; retry later (`too_many_requests`).", ["too_many_requests"]),
+        429: _error("Too many look-ups from this address or by this account; retry after `Retry-After` seconds "
+                    "(`too_many_requests`).", ["too_many_requests"]),
     }
     return {str(status): catalogue[status] for status in statuses}
 

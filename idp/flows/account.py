@@ -9,14 +9,14 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_babel import gettext as _
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
-from .. import audit, backchannel_logout, self_service, sso_session, token as tokens
+from .. import audit, backchannel_logout, self_service, sso_session, throttle, token as tokens
 from ..extensions import db, limiter
 from ..page_guards import login_required
 from . import blueprint
 from .account_forms import (ActionForm, ChannelPreferenceForm, CodeForm, ContactChangeForm, ForgottenPasswordForm,
                             LogoutElsewhereForm, NewPasswordForm, PasswordChangeForm)
 from .activation import add_rule_errors
-from .login import code_accepted, mask_destination
+from .login import code_accepted, code_refused_message, mask_destination, throttled_message
 
 
 
@@ -62,6 +62,10 @@ def account_contact():
         db.session.commit()
         form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
         return render_template("flows/account/contact.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.commit()  # the password attempt counts
+        form.destination.errors.append(code_refused_message(refused))
+        return render_template("flows/account/contact.html", form=form), 429
     db.session.commit()
     session["contact_change"] = challenge.id
     return redirect(url_for("flows.account_contact_verify"), code=303)
@@ -105,6 +109,10 @@ def account_password():
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/password.html", form=form), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.commit()  # the password attempt counts
+        form.current_password.errors.append(code_refused_message(refused))
+        return render_template("flows/account/password.html", form=form), 429
     db.session.commit()
     session["password_change"] = challenge.id
     return redirect(url_for("flows.account_password_verify"), code=303)
@@ -125,6 +133,10 @@ def _create_password():
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/password_create.html", form=form, channels=g.account.channels()), 503
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        flash(code_refused_message(refused), "error")
+        return render_template("flows/account/password_create.html", form=form, channels=g.account.channels()), 429
     db.session.commit()
     session["password_change"] = challenge.id
     return redirect(url_for("flows.account_password_verify"), code=303)
@@ -253,17 +265,27 @@ def account_application_revoke(family_id: str):
 @blueprint.route("/password/forgotten", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"], methods=["POST"])
 def password_forgotten():
+    """The same answer for every matricule (a decoy challenge stands for one without an account),
+    throttles and send limits included; only a failing SMS gateway or mail server is told apart."""
     form = ForgottenPasswordForm()
     if not form.validate_on_submit():
         return render_template("flows/account/forgotten.html", form=form), 400 if request.method == "POST" else 200
     try:
         challenge = self_service.start_recovery(form.matricule.data)
+    except throttle.Throttled as throttled:
+        form.matricule.errors.append(throttled_message(throttled.retry_after))
+        return render_template("flows/account/forgotten.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        form.matricule.errors.append(code_refused_message(refused))
+        return render_template("flows/account/forgotten.html", form=form), 429
     except messaging.MessageNotSent:
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return render_template("flows/account/forgotten.html", form=form), 503
+    challenge_id = challenge.id
     db.session.commit()
-    session["recovery"] = challenge.id if challenge else "unknown"
+    session["recovery"] = challenge_id
     return redirect(url_for("flows.password_reset"), code=303)
 
 
@@ -278,7 +300,7 @@ def password_reset():
     if not form.validate_on_submit():
         return render_template("flows/account/reset.html", form=form), 400 if request.method == "POST" else 200
     if challenge is None or challenge.purpose != self_service.RECOVERY_PURPOSE:
-        form.code.errors.append(_("Code incorrect."))  # same answer as a wrong code: nothing tells the matricule is unknown
+        form.code.errors.append(code_refused_message(one_time_code.OneTimeCodeExpired()))  # purged long ago
         return render_template("flows/account/reset.html", form=form), 400
     try:
         recovered = code_accepted(lambda: self_service.finish_recovery(challenge, form.code.data, form.password.data, form.confirmation.data),

@@ -5,10 +5,12 @@ five numbered steps. The wizard's state is in :mod:`idp.activation`; this module
 forms, calls it and renders the result.
 """
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale, gettext as _, lazy_gettext as _l
+import math
 
-from .. import activation, activation_letter, cgu_acceptance, credential, helpdesk_request
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale, gettext as _, lazy_gettext as _l, ngettext
+
+from .. import activation, activation_letter, cgu_acceptance, clock, credential, helpdesk_request
 from .. import federated_identity, messaging, one_time_code, sso_session
 from ..extensions import db, limiter
 from ..assurance import ACR_SUBSTANTIAL
@@ -16,7 +18,7 @@ from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
 from ..page_guards import safe_next
-from .login import code_accepted, mask_destination
+from .login import code_accepted, code_refused_message, mask_destination
 
 SESSION_KEY = "activation"
 PASSWORD_RULE_MESSAGES = {
@@ -41,6 +43,14 @@ def add_rule_errors(form, weak: credential.PasswordTooWeak) -> None:
     """Each broken password rule under the field it concerns (wizard, password change, reset)."""
     for rule in weak.rules:
         (form.confirmation if rule == "confirmation_differs" else form.password).errors.append(str(PASSWORD_RULE_MESSAGES[rule]))
+
+
+def _activation_locked_message(locked: activation_letter.ActivationLocked) -> str:
+    minutes = math.ceil((locked.until - clock.now()).total_seconds() / 60)
+    return ngettext("Trop de codes d'activation erronés pour ce matricule. Par sécurité, réessayez dans %(num)d minute ; "
+                    "votre courrier reste valable.",
+                    "Trop de codes d'activation erronés pour ce matricule. Par sécurité, réessayez dans %(num)d minutes ; "
+                    "votre courrier reste valable.", minutes)
 
 
 def _render(template: str, wizard, status: int = 200, **context):
@@ -117,10 +127,15 @@ def activation_code():
         db.session.commit()
         form.activation_code.errors.append(_("Matricule ou code d'activation incorrect. Vérifiez le courrier de l'Agence eSanté."))
         return _render("code.html", wizard, 400, form=form)
+    except activation_letter.ActivationLocked as locked:
+        db.session.commit()
+        form.activation_code.errors.append(_activation_locked_message(locked))
+        return _render("code.html", wizard, 429, form=form)
     except activation_letter.ActivationCodeExpired:
         db.session.commit()
         return _render("code.html", wizard, 400, form=form, expired=True)
     except activation_letter.AccountAlreadyActive:
+        db.session.commit()
         return _render("code.html", wizard, 409, form=form, already_active=True)
     db.session.commit()
     return redirect(url_for("flows.activation_password"), code=303)
@@ -167,6 +182,10 @@ def activation_channel():
             message = _("Numéro de mobile invalide (exemple : +352 621 123 456).") if destination_form.channel.data == "sms" else _("Adresse e-mail invalide.")
             destination_form.destination.errors.append(message)
             return _render("channel.html", wizard, 400, **context)
+        except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+            db.session.rollback()
+            destination_form.destination.errors.append(code_refused_message(refused))
+            return _render("channel.html", wizard, 429, **context)
         except messaging.MessageNotSent:
             db.session.commit()
             destination_form.destination.errors.append(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."))
@@ -202,8 +221,8 @@ def activation_channel_resend():
     try:
         activation.resend_channel_code(wizard)
         flash(_("Un nouveau code vous a été envoyé."), "info")
-    except one_time_code.ResendTooSoon as wait:
-        flash(_("Veuillez patienter %(seconds)d secondes avant de demander un nouveau code.", seconds=wait.seconds), "error")
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached, one_time_code.OneTimeCodeUsed) as refused:
+        flash(code_refused_message(refused), "error")
     except messaging.MessageNotSent:
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
     except activation.StepNotReached:
@@ -226,6 +245,13 @@ def activation_other_means():
     except activation_letter.AccountAlreadyActive:
         db.session.rollback()
         return redirect(url_for("flows.activation_done"), code=303)
+    except activation_letter.LetterNoLongerValid:
+        db.session.rollback()
+        activation.go_back(wizard, activation.STEP_CODE)
+        db.session.commit()
+        flash(_("Ce code d'activation n'est plus valable : un nouveau courrier a été émis ou le code a expiré. "
+                "Saisissez le code de votre dernier courrier."), "error")
+        return redirect(url_for("flows.activation_code"), code=303)
     if wizard.return_to:
         sso_session.start(account.id, amr=["otp", "sms", "mfa"] if wizard.channel == "sms" else ["otp", "mfa"], acr=ACR_SUBSTANTIAL)
     db.session.commit()

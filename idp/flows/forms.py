@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, RadioField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from .. import matricule as matricule_rules
@@ -16,6 +16,8 @@ def valid_matricule(form, field) -> None:
 class LoginForm(FlaskForm):
     matricule = StringField(_l("Matricule"), validators=[DataRequired(_l("Veuillez saisir votre matricule.")), Length(max=32), valid_matricule])
     password = PasswordField(_l("Mot de passe"), validators=[DataRequired(_l("Veuillez saisir votre mot de passe.")), Length(max=256)])
+    # Unticked, the SSO cookie dies with the browser (a shared computer); ticked, it lasts the session's lifetime.
+    remember = BooleanField(_l("Se souvenir de cet appareil"))
     # A label, though never shown: without one WTForms translates a default ("Next"), loading
     # its own message catalogue from disk on every request that builds the form.
     next = HiddenField("next")

@@ -2,20 +2,22 @@
 
 The attempt in progress lives in the signed flow cookie: the account id once the password
 is right, and the one-time-code challenge id. A wrong password, an unknown matricule and an
-account not yet active get the same answer; only an account's lockout is told apart (the
-patient must know to wait), and the per-IP rate limit bounds how fast anyone can probe for
-it. Only the final step creates the SSO session.
+account not yet active get the same answer, lockouts and throttles included (a matricule
+without an account locks like one with an account). Attempts are limited per address and per
+matricule typed (:mod:`idp.throttle`). Only the final step creates the SSO session, with a
+cookie that outlives the browser only if the patient ticked "Se souvenir de cet appareil".
 """
 
 import math
+from datetime import datetime
 from typing import Callable
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from wtforms import Field
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
+from wtforms import Field
 
-from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session
+from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session, throttle
 from ..assurance import ACR_SUBSTANTIAL
 from ..extensions import db, limiter
 from ..page_guards import safe_next
@@ -36,10 +38,32 @@ CODE_REFUSED_MESSAGES = {
 
 
 def code_refused_message(error: one_time_code.OneTimeCodeError) -> str:
-    """What the patient reads when a one-time code is refused, on every page that asks for one."""
+    """What the patient reads when a one-time code is refused or not sent, on every page that asks for one."""
     if isinstance(error, one_time_code.OneTimeCodeWrong):
         return ngettext("Code incorrect. Il vous reste %(num)d essai.", "Code incorrect. Il vous reste %(num)d essais.", error.attempts_left)
+    if isinstance(error, one_time_code.ResendTooSoon):
+        return ngettext("Veuillez patienter %(num)d seconde avant de demander un nouveau code.",
+                        "Veuillez patienter %(num)d secondes avant de demander un nouveau code.", error.seconds)
+    if isinstance(error, one_time_code.SendLimitReached):
+        return ngettext("Trop de codes ont été envoyés à ce compte sans être utilisés. Par sécurité, aucun autre code ne sera envoyé "
+                        "avant %(num)d heure ; contactez le helpdesk si besoin.",
+                        "Trop de codes ont été envoyés à ce compte sans être utilisés. Par sécurité, aucun autre code ne sera envoyé "
+                        "avant %(num)d heures ; contactez le helpdesk si besoin.", math.ceil(error.seconds / 3600))
+    if isinstance(error, one_time_code.OneTimeCodeThrottled):
+        return ngettext("Trop de codes saisis pour ce compte en peu de temps. Réessayez dans %(num)d seconde.",
+                        "Trop de codes saisis pour ce compte en peu de temps. Réessayez dans %(num)d secondes.", error.seconds)
     return str(CODE_REFUSED_MESSAGES.get(type(error), CODE_REFUSED_MESSAGES[one_time_code.OneTimeCodeExhausted]))
+
+
+def lockout_message(until: datetime) -> str:
+    minutes = math.ceil((until - clock.now()).total_seconds() / 60)
+    return ngettext("Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minute.",
+                    "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minutes.", minutes)
+
+
+def throttled_message(retry_after: int) -> str:
+    return ngettext("Trop de tentatives pour ce compte. Par sécurité, réessayez dans %(num)d minute.",
+                    "Trop de tentatives pour ce compte. Par sécurité, réessayez dans %(num)d minutes.", math.ceil(retry_after / 60))
 
 
 def code_accepted(check: Callable[[], object], field: Field) -> bool:
@@ -74,11 +98,17 @@ def login() -> ResponseReturnValue:
             form.matricule.data = matricule_rules.normalize(hint)
     if not form.validate_on_submit():
         return render_template("flows/login.html", form=form), 400 if request.method == "POST" else 200
-    account = accounts.find_by_matricule(form.matricule.data)
+    matricule = matricule_rules.normalize(form.matricule.data)
+    try:
+        throttle.check("RATE_LIMIT_LOGIN_PER_ACCOUNT", "login", matricule)
+    except throttle.Throttled as throttled:
+        form.password.errors.append(throttled_message(throttled.retry_after))
+        return render_template("flows/login.html", form=form), 429, {"Retry-After": str(throttled.retry_after)}
+    account = accounts.find_by_matricule(matricule)
     try:
         if account is None or not account.is_active:
-            audit.record(audit.Event.LOGIN_UNKNOWN_MATRICULE, matricule=matricule_rules.mask(form.matricule.data))
-            credential.refuse_without_account(matricule_rules.normalize(form.matricule.data), form.password.data)
+            audit.record(audit.Event.LOGIN_UNKNOWN_MATRICULE, matricule=matricule_rules.mask(matricule))
+            credential.refuse_without_account(matricule, form.password.data)
         credential.verify_password(account, form.password.data)
     except credential.WrongPassword:
         if account is not None and account.is_active:
@@ -89,23 +119,19 @@ def login() -> ResponseReturnValue:
     except credential.AccountLocked as locked:
         known = account is not None and account.is_active
         audit.record(audit.Event.LOGIN_LOCKED, account_id=account.id if known else None,
-                     **({} if known else {"matricule": matricule_rules.mask(form.matricule.data)}))
+                     **({} if known else {"matricule": matricule_rules.mask(matricule)}))
         if locked.just_locked and known:
             _tell_of_lockout(account)
         db.session.commit()
-        minutes = math.ceil((locked.until - clock.now()).total_seconds() / 60)
-        form.password.errors.append(ngettext(
-            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minute.",
-            "Trop de tentatives. Par sécurité, la connexion est bloquée pendant %(num)d minutes.",
-            minutes,
-        ))
+        form.password.errors.append(lockout_message(locked.until))
         return render_template("flows/login.html", form=form), 429
     audit.record(audit.Event.LOGIN_PASSWORD_OK, account_id=account.id)
     # Read before the commit, which expires the account: reading it after would load it again.
     account_id, channels = account.id, account.channels()
     destination = account.destination(channels[0]) if len(channels) == 1 else None
     db.session.commit()
-    session["login"] = {"account_id": account_id, "next": safe_next(form.next.data), "challenge": None, "started_at": clock.timestamp()}
+    session["login"] = {"account_id": account_id, "next": safe_next(form.next.data), "challenge": None, "started_at": clock.timestamp(),
+                        "remember": bool(form.remember.data)}
     if len(channels) == 1:
         return _send_code(account_id, channels[0], destination)
     return redirect(url_for("flows.login_channel"), code=303)
@@ -171,6 +197,10 @@ def _send_code(account_id: int, channel: str, destination: str) -> ResponseRetur
         db.session.commit()
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
         return redirect(url_for("flows.login_channel"), code=303)
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached) as refused:
+        db.session.rollback()
+        flash(code_refused_message(refused), "error")
+        return redirect(url_for("flows.login_channel"), code=303)
     challenge_id = challenge.id  # before the commit expires it
     db.session.commit()
     session["login"] = {**pending, "challenge": challenge_id}
@@ -191,7 +221,7 @@ def login_code() -> ResponseReturnValue:
         return render_template("flows/login_code.html", form=form, resend_form=resend_form, destination=destination), 400
     accounts.mark_channel_verified(account, challenge.channel)
     amr = ["pwd", "otp", "sms", "mfa"] if challenge.channel == "sms" else ["pwd", "otp", "mfa"]  # RFC 8176 §2 values only
-    sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL)
+    sso_session.start(account.id, amr=amr, acr=ACR_SUBSTANTIAL, remember=bool(pending.get("remember")))
     locale = account.locale  # before the commit expires the account
     db.session.commit()
     session.pop("login", None)
@@ -207,14 +237,10 @@ def login_code_resend() -> ResponseReturnValue:
     if account is None or challenge is None or challenge.account_id != account.id or not ResendForm().validate_on_submit():
         return redirect(url_for("flows.login"), code=303)
     try:
-        one_time_code.send(challenge, respect_cooldown=True)
+        one_time_code.send(challenge)
         flash(_("Un nouveau code vous a été envoyé."), "info")
-    except one_time_code.ResendTooSoon as wait:
-        flash(ngettext(
-            "Veuillez patienter %(num)d seconde avant de demander un nouveau code.",
-            "Veuillez patienter %(num)d secondes avant de demander un nouveau code.",
-            wait.seconds,
-        ), "error")
+    except (one_time_code.ResendTooSoon, one_time_code.SendLimitReached, one_time_code.OneTimeCodeUsed) as refused:
+        flash(code_refused_message(refused), "error")
     except messaging.MessageNotSent:
         flash(_("Le code n'a pas pu être envoyé. Veuillez réessayer dans un instant."), "error")
     db.session.commit()

@@ -8,7 +8,7 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from idp import admin_account, audit, client as clients, clock
+from idp import admin_account, admin_session, audit, client as clients, clock
 from idp.extensions import db
 from tests.conftest import csrf_token
 
@@ -33,7 +33,7 @@ class AdminBrowser:
         self.client = client
         self.account = admin_account.create(username, PASSWORD)
         db.session.commit()
-        self.totp = pyotp.TOTP(self.account.totp_secret)
+        self.totp = pyotp.TOTP(admin_account.totp_seed(self.account))
 
     def code(self) -> str:
         return self.totp.at(clock.timestamp())
@@ -142,10 +142,15 @@ def test_session_ends_after_15_idle_minutes(client, admin):
 def test_login_starts_a_new_session(client, admin):
     with client.session_transaction() as session:
         session["planted"] = "before login"
+    client.set_cookie("esante_admin", "planted-before-login", path="/admin")
     admin.login()
     with client.session_transaction() as session:
-        assert "planted" not in session
-        assert session["admin_id"] == admin.account.id
+        assert "planted" not in session and "admin_id" not in session, "nothing of the admin session is in the signed cookie"
+    cookie = client.get_cookie("esante_admin", path="/admin")
+    assert cookie.value != "planted-before-login" and len(cookie.value) == 43
+    (row,) = db.session.scalars(select(admin_session.AdminSession))
+    assert row.id == hashlib.sha256(cookie.value.encode()).hexdigest() and row.admin_id == admin.account.id, \
+        "the database holds the session, the browser only a random id"
 
 
 def test_logout_ends_the_session(client, admin):

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from idp import audit, clock, delegation as delegations
+from idp import audit, clock, delegation as delegations, messaging
 from idp.extensions import db
 from tests.delegation.conftest import access_token, assist, majority_of
 
@@ -69,6 +69,48 @@ def test_the_lookup_is_rate_limited(client, viewer, child, parent):
     limited = client.post(API + "/lookup", json={"matricule": parent.matricule}, headers=bearer(token))
     assert limited.get_json()["error"] == "too_many_requests"
     assert 0 < int(limited.headers["Retry-After"]) <= 60  # RFC 6585 §4: when the window resets
+
+
+def test_the_lookup_finds_only_active_accounts(client, viewer, child, patients):
+    """Before: a pending account was found, telling who has not activated yet (and it cannot log in to assist)."""
+    pending = patients.create(status="pending", given_name="Paul", family_name="Doe", birth="19780707", email=None, mobile=None)
+    token = access_token(viewer, child)
+    found = client.post(API + "/lookup", json={"matricule": pending.matricule}, headers=bearer(token))
+    assert (found.status_code, found.get_json()["error"]) == (404, "not_found")
+    assert client.post(API, json={"matricule": pending.matricule}, headers=bearer(token)).status_code == 404
+
+
+@pytest.mark.settings(RATE_LIMIT_DELEGATION_LOOKUP_PER_ACCOUNT="2 per minute")
+def test_the_lookup_is_limited_per_account_too(client, viewer, child, parent):
+    token = access_token(viewer, child)
+    statuses = [client.post(API + "/lookup", json={"matricule": parent.matricule}, headers=bearer(token),
+                            environ_base={"REMOTE_ADDR": f"127.0.9.{index}"}).status_code for index in range(3)]
+    assert statuses == [200, 200, 429], "three addresses, one account: one budget"
+    limited = client.post(API + "/lookup", json={"matricule": parent.matricule}, headers=bearer(token),
+                          environ_base={"REMOTE_ADDR": "127.0.9.9"})
+    assert limited.get_json()["error"] == "too_many_requests" and 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_adding_an_assistant_needs_a_recent_login(app, client, viewer, child, parent):
+    """RFC 9470: a token from an older login (kept alive by refreshes) gets a step-up challenge, not the record."""
+    max_age = app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"]
+    old = access_token(viewer, child, logged_in_ago=timedelta(seconds=max_age + 1))
+    refused = client.post(API, json={"matricule": parent.matricule}, headers=bearer(old))
+    assert (refused.status_code, refused.get_json()["error"]) == (401, "insufficient_user_authentication")
+    challenge = refused.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ") and 'error="insufficient_user_authentication"' in challenge and f'max_age="{max_age}"' in challenge
+    assert delegations.for_owner(child.account) == []
+    fresh = access_token(viewer, child)
+    assert client.post(API, json={"matricule": parent.matricule}, headers=bearer(fresh)).status_code == 201
+
+
+def test_the_owner_is_told_of_a_new_assistant_in_their_language(client, viewer, child, parent):
+    child.account.locale = "de"
+    db.session.commit()
+    assert client.post(API, json={"matricule": parent.matricule}, headers=bearer(access_token(viewer, child))).status_code == 201
+    for destination in (child.account.mobile, child.account.email):
+        (notice,) = [m.body for m in messaging.outbox_messages(destination)]
+        assert "H. Doe" in notice and "Assistent" in notice, notice
 
 
 def test_token_errors_follow_rfc_6750(client, viewer, child):

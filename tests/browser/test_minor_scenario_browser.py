@@ -73,6 +73,7 @@ def test_a_parent_becomes_the_childs_assistant_and_opens_the_childs_record(page,
     page.get_by_role("link", name="Choisir H. Doe").click()
     expect(page.get_by_label("Type")).to_have_value("assistant_dsp")
     expect(page.get_by_label("Rôle")).to_have_value("")
+    page.get_by_label("Votre mot de passe, pour confirmer").fill(NEW_PASSWORD)
     screenshot(page, "minor-2-assistant-type")
     page.get_by_role("button", name="Valider").click()
     expect(page.get_by_text("H. Doe est maintenant votre assistant DSP.")).to_be_visible()

@@ -21,7 +21,7 @@ def parent(patients):
 @pytest.fixture
 def child(patients):
     """Ten years old today."""
-    born = clock.now().date().replace(year=clock.now().year - 10, month=3, day=15)
+    born = clock.today().replace(year=clock.today().year - 10, month=3, day=15)
     return patients.create(given_name="Rita", family_name="Doe", birth=born.strftime("%Y%m%d"), email="rita@example.lu",
                            mobile="+352621000002", password="Ecole2026okay")
 
@@ -47,9 +47,12 @@ def assist(owner, assistant, **options) -> delegations.Delegation:
     return found
 
 
-def access_token(rp, patient, scope: str = EXCHANGE_SCOPE) -> str:
-    """An access token of the patient's own, as the code flow would have issued it to ``rp``."""
-    response, _ = tokens.issue(rp, patient.account, scope, grant_type="authorization_code")
+def access_token(rp, patient, scope: str = EXCHANGE_SCOPE, logged_in_ago: timedelta = timedelta(0)) -> str:
+    """An access token of the patient's own, as the code flow would have issued it to ``rp`` after a
+    login (password and one-time code) ``logged_in_ago``."""
+    context = tokens.AuthContext(auth_time=clock.now() - logged_in_ago, acr="http://eidas.europa.eu/LoA/substantial",
+                                 amr=["pwd", "otp", "sms", "mfa"])
+    response, _ = tokens.issue(rp, patient.account, scope, grant_type="authorization_code", context=context)
     db.session.commit()
     return response["access_token"]
 
@@ -59,4 +62,4 @@ def majority_of(patient) -> date:
 
 
 def days_until(day: date) -> timedelta:
-    return day - clock.now().date()
+    return day - clock.today()

@@ -1,6 +1,6 @@
 """The delegation domain: who may add assistants, the end at majority, revocation of tokens."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ def test_a_minors_delegation_ends_the_day_before_the_18th_birthday(child, parent
 
 def test_an_end_date_before_majority_is_kept_and_one_after_it_is_cut(child, parent, patients):
     other = patients.create(given_name="Anna", family_name="Muller", birth="19790101", email="anna@example.lu", mobile="+352621000003")
-    soon = clock.now().date() + timedelta(days=30)
+    soon = clock.today() + timedelta(days=30)
     assert assist(child, parent, valid_until=soon).valid_until == soon
     far = majority_of(child) + timedelta(days=400)
     assert assist(child, other, valid_until=far).valid_until == majority_of(child) - timedelta(days=1)
@@ -100,7 +100,7 @@ def test_revoking_revokes_every_token_and_refresh_token_issued_under_it(child, p
 
 
 def test_a_delegated_refresh_token_stops_working_at_majority_even_before_the_sweep(parent, patients, viewer):
-    eighteen_in_five_days = clock.now().date().replace(year=clock.now().year - 18) + timedelta(days=5)
+    eighteen_in_five_days = clock.today().replace(year=clock.today().year - 18) + timedelta(days=5)
     teenager = patients.create(given_name="Tom", family_name="Doe", birth=eighteen_in_five_days.strftime("%Y%m%d"), mobile="+352621000009")
     found = assist(teenager, parent)
     response, _ = tokens.issue(viewer, teenager.account, "openid offline_access", grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
@@ -135,12 +135,13 @@ def test_at_majority_the_sweep_ends_the_delegation_revokes_its_tokens_and_tells_
 
 def test_an_adults_delegation_past_its_end_date_ends_without_a_majority_message(parent, patients):
     friend = patients.create(given_name="Jean", family_name="Weber", birth="19750202", email="jean@example.lu", mobile="+352621000004")
-    found = assist(parent, friend, valid_until=clock.now().date())
+    found = assist(parent, friend, valid_until=clock.today())
+    told_of_the_assistant = messaging.outbox_messages(parent.account.mobile)
     clock.advance(timedelta(days=1))
     assert delegations.end_expired() == 1
     db.session.commit()
     assert found.revoked_by == "expiry"
-    assert messaging.outbox_messages(parent.account.mobile) == []
+    assert messaging.outbox_messages(parent.account.mobile) == told_of_the_assistant, "nothing more at the end"
 
 
 def test_assisted_patients_and_may_act_name_subjects_as_each_client_sees_them(child, parent, viewer, pharmacy):
@@ -157,3 +158,31 @@ def test_may_act_lists_every_assistant_when_there_are_several(child, parent, pat
     assist(child, parent)
     assist(child, mother)
     assert delegations.may_act(child.account, viewer) == [{"sub": parent.account.subject}, {"sub": mother.account.subject}]
+
+
+def moment(utc: datetime) -> None:
+    """Move the clock to ``utc`` (naive UTC, as stored)."""
+    clock.advance(utc - clock.now())
+
+
+@pytest.mark.parametrize("summer", [True, False])
+def test_a_minors_delegation_ends_at_midnight_in_luxembourg_not_utc(parent, patients, viewer, summer):
+    """Luxembourg is UTC+2 in summer, UTC+1 in winter: at 22:30 UTC (summer) or 23:30 UTC (winter) on
+    the eve of the 18th birthday it is already the birthday in Luxembourg, and the parent's access is over.
+    Before: the UTC date still said the eve."""
+    birthday = date(2031, 7, 14) if summer else date(2031, 1, 14)
+    teenager = patients.create(given_name="Tom", family_name="Doe", birth=birthday.replace(year=2013).strftime("%Y%m%d"),
+                               mobile="+352621000009")
+    eve = datetime.combine(birthday - timedelta(days=1), time(20, 0))
+    moment(eve)
+    found = assist(teenager, parent)
+    assert found.valid_until == birthday - timedelta(days=1)
+    response, _ = tokens.issue(viewer, teenager.account, "openid offline_access", grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+                               delegation=found, include_refresh_token=True)
+    db.session.commit()
+    moment(eve.replace(hour=21, minute=30) if summer else eve.replace(hour=22, minute=30))  # 23:30 in Luxembourg
+    assert delegations.in_force(found.id) and delegations.is_minor(teenager.account)
+    moment(eve.replace(hour=22, minute=30) if summer else eve.replace(hour=23, minute=30))  # 00:30 in Luxembourg
+    assert not delegations.in_force(found.id), "the birthday has begun in Luxembourg"
+    assert not delegations.is_minor(teenager.account)
+    assert tokens.introspect(response["refresh_token"]) == {"active": False}

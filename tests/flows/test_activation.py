@@ -117,12 +117,45 @@ def test_expired_code_explains_how_to_get_a_new_letter(wizard, pending):
     assert response.status_code == 400 and "a expiré" in response.get_data(as_text=True).replace('&#39;', "'")
 
 
-def test_repeated_wrong_codes_void_the_letter(wizard, pending):
+def test_repeated_wrong_codes_lock_for_a_while_and_keep_the_letter(app, wizard, pending):
+    """Throttle, not void (issue 13): ten wrong codes make everyone wait, the patient's letter stays valid."""
     account, code = pending
     wizard.accept_cgu()
-    for _ in range(activation_letter.ACTIVATION_MAX_FAILURES):
-        wizard.code(account.matricule, "AAAA-BBBB-CCCC")
-    assert wizard.code(account.matricule, code).status_code == 400
+    statuses = [wizard.code(account.matricule, "AAAA-BBBB-CCCC").status_code for _ in range(activation_letter.ACTIVATION_MAX_FAILURES)]
+    assert statuses == [400] * (activation_letter.ACTIVATION_MAX_FAILURES - 1) + [429]
+    locked = wizard.code(account.matricule, code)
+    text = locked.get_data(as_text=True).replace('&#39;', "'")
+    assert locked.status_code == 429 and "Trop de codes d'activation erronés pour ce matricule" in text and "reste valable" in text
+    clock.advance(timedelta(seconds=app.config["ACTIVATION_LOCKOUT_SECONDS"]))
+    assert wizard.code(account.matricule, code).status_code == 303
+
+
+def test_a_letter_voided_during_the_wizard_cannot_finish_it(client, wizard, pending):
+    """Before: a letter voided by a newer one (or expired) after step 1 still activated the account at the end."""
+    account, code = pending
+    wizard.to_last_step(account, code)
+    activation_letter.issue(account)  # the helpdesk sends a new letter meanwhile
+    db.session.commit()
+    finished = wizard.finish()
+    assert finished.status_code == 303 and finished.headers["Location"].endswith("/activation/code")
+    page = client.get("/activation/code").get_data(as_text=True).replace('&#39;', "'")
+    assert "Ce code d'activation n'est plus valable" in page
+    db.session.refresh(account)
+    assert account.status == "pending" and cgu_acceptance.latest(account.id) is None
+    assert client.get("/activation/other-means").headers["Location"].endswith("/activation/code"), "the wizard starts over at step 1"
+
+
+def test_a_letter_that_expires_during_the_wizard_cannot_finish_it(client, wizard, patients):
+    patient = patients.create(status="pending", email=None, mobile=None)
+    letter, code = activation_letter.issue(patient.account)
+    letter.expires_at = clock.now() + timedelta(minutes=10)
+    db.session.commit()
+    wizard.to_last_step(patient.account, code)
+    clock.advance(timedelta(minutes=11))
+    finished = wizard.finish()
+    assert finished.headers["Location"].endswith("/activation/code")
+    db.session.refresh(patient.account)
+    assert patient.account.status == "pending"
 
 
 def test_weak_password_lists_every_failed_rule(wizard, pending):

@@ -67,7 +67,7 @@ def test_login_page_uses_the_guide_wording(client):
 def test_every_field_of_the_login_pages_has_a_label(client, patients):
     patient = patients.create()
     login_page = page_text(client.get("/login"))
-    assert visible_input_ids(login_page) == ["matricule", "password"]
+    assert visible_input_ids(login_page) == ["matricule", "password", "remember"]
     patients.submit_password(patient)
     channel_page = page_text(client.get("/login/channel"))
     assert visible_input_ids(channel_page) == ["channel-0", "channel-1"]
@@ -258,6 +258,7 @@ def test_a_code_from_another_browsers_attempt_does_not_work(app, client, second_
     patients.submit_password(patient)
     patients.choose_channel("sms")
     first_code = patients.last_code(patient.account.mobile)
+    clock.advance(timedelta(seconds=app.config["ONE_TIME_CODE_RESEND_COOLDOWN"] + 1))  # a login's codes are 30 s apart
     other = PatientFactory(app, second_client)
     other.submit_password(patient)
     other.choose_channel("sms")

@@ -45,7 +45,8 @@ def test_the_password_step_reads_the_account_once_and_writes_the_challenge_once(
         done = client.post("/login", data=form)
     assert done.headers["Location"].endswith("/login/code")
     assert seen.count(("SELECT", "account")) == 1, seen
-    assert seen.count(("SELECT", "password_credential")) == 1, seen
+    assert [entry for entry in seen if entry[1] == "password_credential"] == [("UPDATE", "password_credential")] * 2, \
+        "one statement claims the attempt and reads the hash, one clears the count"
     assert [entry for entry in seen if entry[1] == "one_time_code"] == [("INSERT", "one_time_code")], seen
 
 
@@ -70,9 +71,13 @@ def test_the_code_step_reads_nothing_twice(app, client, patients):
     assert done.status_code == 303
     selects = [table for verb, table in seen if verb == "SELECT"]
     assert "account" not in selects, "the account comes with the challenge, and is not read again after the commit"
-    assert selects.count("one_time_code") == 2, "the challenge with its account, then the day's wrong codes"
+    assert selects.count("one_time_code") == 1, "the challenge with its account"
+    assert [entry for entry in seen if entry[1] == "one_time_code"] == [("SELECT", "one_time_code"), ("UPDATE", "one_time_code"),
+                                                                        ("UPDATE", "one_time_code")], "read, try claimed, consumed"
+    assert [entry for entry in seen if entry[1] == "usage_budget"] == [("INSERT", "usage_budget"), ("UPDATE", "usage_budget")], \
+        "the day's budget spent, then given back with the send limits in one statement"
     assert selects.count("known_device") == 1, seen
-    assert ("UPDATE", "one_time_code") in seen and ("INSERT", "known_device") in seen
+    assert ("INSERT", "known_device") in seen
 
 
 def test_a_login_from_a_known_browser_refreshes_its_last_use(app, client, patients):

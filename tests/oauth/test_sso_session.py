@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from idp import clock
-from tests.conftest import query_of
+from tests.conftest import csrf_token, query_of
 from tests.oauth.conftest import authorization_request
 
 
@@ -83,3 +83,27 @@ def test_an_ended_session_clears_its_cookie(app, oidc, patients, rp_client, clie
     clock.advance(timedelta(seconds=app.config["SSO_IDLE_TIMEOUT"] + 1))
     _prompt_none(oidc, rp_client)
     assert client.get_cookie("esante_sso") is None
+
+
+def _login_with(browser, patients, remember: bool, mobile: str):
+    patient = patients.create(email=None, mobile=mobile)
+    page = browser.get("/login").get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "matricule": patient.matricule, "password": patient.password}
+    browser.post("/login", data={**form, **({"remember": "y"} if remember else {})})
+    code_page = browser.get("/login/code").get_data(as_text=True)
+    return browser.post("/login/code", data={"csrf_token": csrf_token(code_page), "code": patients.last_code(mobile)})
+
+
+def test_the_sso_cookie_ends_with_the_browser_unless_the_device_is_remembered(app, client, patients):
+    """Before: the cookie lived 12 hours on disk, surviving a browser restart on a shared computer."""
+    page = client.get("/login").get_data(as_text=True)
+    assert 'name="remember"' in page and "Se souvenir de cet appareil" in page and "checked" not in page.split('name="remember"')[1][:40]
+    attributes = {part.strip().split("=")[0].lower() for part in _sso_set_cookie(_login_with(client, patients, False, "+352621000501")).split(";")}
+    assert "max-age" not in attributes and "expires" not in attributes, "a session cookie"
+    remembered = _sso_set_cookie(_login_with(app.test_client(), patients, True, "+352621000502"))
+    assert f"Max-Age={app.config['SSO_ABSOLUTE_TIMEOUT']}" in remembered, "kept for the session's absolute lifetime, no longer"
+
+
+@pytest.mark.parametrize("language, label", [("de", "Dieses Gerät merken"), ("en", "Remember this device")])
+def test_the_remember_box_speaks_the_patients_language(client, language, label):
+    assert label in client.get("/login", headers={"Accept-Language": language}).get_data(as_text=True)

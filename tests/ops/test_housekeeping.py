@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from idp import audit, clock, create_app, housekeeping, settings as idp_settings, token as tokens
+from idp import admin_account, audit, clock, create_app, housekeeping, settings as idp_settings, token as tokens
 from idp.activation import ActivationWizard
+from idp.admin_session import AdminSession
 from idp.backchannel_logout import LogoutDelivery
 from idp.credential import UnknownLoginThrottle
 from idp.extensions import db
@@ -22,6 +23,7 @@ from idp.one_time_code import OneTimeCode
 from idp.pushed_request import PushedRequest
 from idp.replay_cache import SeenValue
 from idp.sso_session import SsoSession
+from idp.usage_budget import UsageBudget
 from tests.support import services
 
 DAY = timedelta(days=1)
@@ -130,24 +132,60 @@ def test_expired_replay_cache_values_and_federated_arrivals_are_deleted(app):
     assert _ids(PendingArrival.id) == {"live"}
 
 
-def test_one_time_codes_go_once_expired_and_out_of_the_daily_budget(app, patients):
+def test_one_time_codes_go_two_days_after_they_were_sent_once_expired(app, patients):
     account_id = patients.create().account.id
     now = clock.now()
 
     def challenge(name, created_ago, expires_at):
-        return OneTimeCode(id=name, account_id=account_id, purpose="login", channel="sms", destination="+352621000111",
-                           created_at=now - created_ago, expires_at=expires_at, sends=1, failed_attempts=0, failures_total=3)
+        return OneTimeCode(id=name, account_id=account_id, subject_key=f"account:{account_id}", purpose="login", channel="sms",
+                           destination="+352621000111", created_at=now - created_ago, expires_at=expires_at, sends=1, failed_attempts=3)
 
     _add(
         challenge("expired-days-ago", 3 * DAY, now - 3 * DAY + timedelta(minutes=5)),
         challenge("never-sent-days-ago", 3 * DAY, None),
-        challenge("expired-but-counted-today", timedelta(hours=1), now - timedelta(minutes=55)),
+        challenge("expired-today", timedelta(hours=1), now - timedelta(minutes=55)),
         challenge("live", timedelta(minutes=1), now + timedelta(minutes=4)),
     )
     counts = housekeeping.purge_expired()
     db.session.commit()
     assert counts["one_time_code"] == 2
-    assert _ids(OneTimeCode.id) == {"expired-but-counted-today", "live"}
+    assert _ids(OneTimeCode.id) == {"expired-today", "live"}
+
+
+def test_usage_budgets_go_once_their_window_opened_two_days_ago(app):
+    """No budget window is longer than a day: a row opened two days ago counts nothing any more."""
+    now = clock.now()
+    _add(
+        UsageBudget(key="opened-three-days-ago", window_started_at=now - 3 * DAY, used=20),
+        UsageBudget(key="opened-yesterday", window_started_at=now - DAY, used=20),
+        UsageBudget(key="opened-now", window_started_at=now, used=1),
+    )
+    counts = housekeeping.purge_expired()
+    db.session.commit()
+    assert counts["usage_budget"] == 1
+    assert _ids(UsageBudget.key) == {"opened-yesterday", "opened-now"}
+
+
+def test_admin_sessions_go_a_retention_window_after_they_ended(app):
+    admin = admin_account.create("alice", "Correct-Horse-42-battery")
+    db.session.flush()
+    window = timedelta(seconds=app.config["HOUSEKEEPING_SSO_SESSION_RETENTION"])
+    now = clock.now()
+
+    def admin_session(name, created_ago, ended_ago=None):
+        return AdminSession(id=name, admin_id=admin.id, created_at=now - created_ago, last_seen_at=now - created_ago,
+                            ended_at=now - ended_ago if ended_ago is not None else None)
+
+    _add(
+        admin_session("ended-long-ago", window + 2 * DAY, ended_ago=window + DAY),
+        admin_session("ended-recently", 2 * DAY, ended_ago=DAY),
+        admin_session("timed-out-long-ago", window + 2 * DAY),
+        admin_session("live", timedelta(minutes=5)),
+    )
+    counts = housekeeping.purge_expired()
+    db.session.commit()
+    assert counts["admin_session"] == 2
+    assert _ids(AdminSession.id) == {"ended-recently", "live"}
 
 
 def test_activation_wizards_go_a_day_after_they_expired(app):

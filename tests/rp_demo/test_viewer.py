@@ -3,11 +3,12 @@ login runs through the provider's test client, the viewer's own requests through
 
 import html
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
-from idp import delegation, token as tokens
+from idp import clock, delegation, token as tokens
 from idp.extensions import db
 from rp_demo import viewer as viewer_module
 from tests.conftest import csrf_token, query_of
@@ -187,6 +188,22 @@ def test_an_assistant_added_twice_is_refused_and_can_be_removed(web, client, pat
     assert "L'assistant a été retiré de ce dossier." in page
     assert "Aucune donnée disponible dans le tableau" in page
     db.session.expire_all()
+    assert delegation.for_owner(owner.account) == []
+
+
+def test_adding_an_assistant_with_an_old_login_sends_the_patient_to_log_in_again(web, client, patients, provider, viewer, demo_clients):
+    """The provider's RFC 9470 challenge: the viewer asks for a fresh login with the ``max_age`` it names."""
+    owner = patients.create(given_name="Anna", family_name="Klein", mobile="+352621000511")
+    helper = patients.create(given_name="Paul", family_name="Muller", birth="19700101", mobile="+352621000512")
+    log_in(web, client, patients, owner, provider, viewer)
+    found = text(web.post("/assistants/recherche", data={"csrf_token": csrf_token(text(web.get("/dossier?ajouter=1"))),
+                                                         "matricule": helper.matricule}))
+    max_age = provider.app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"] = 60  # shorter than the access token's life
+    clock.advance(timedelta(seconds=max_age + 1))
+    answer = web.post("/assistants", data={"csrf_token": csrf_token(found), "matricule": helper.matricule, "type": "assistant_dsp", "role": ""})
+    assert answer.status_code == 302 and answer.headers["Location"] == f"/login?max_age={max_age}"
+    authorize = web.get(answer.headers["Location"])
+    assert f"max_age={max_age}" in authorize.headers["Location"], "the fresh login is asked of the provider"
     assert delegation.for_owner(owner.account) == []
 
 

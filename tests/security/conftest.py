@@ -12,14 +12,19 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from idp import create_app
+from idp import clock, create_app
 from idp.extensions import db, limiter
-from tests.conftest import TEST_SETTINGS, RequestScopedClient
+from tests.conftest import TEST_SETTINGS, PatientFactory, RequestScopedClient, empty_postgres_tables
 from tests.flows.test_activation import pending  # noqa: F401  (fixture: a patient with an activation letter)
+from tests.security.burst import Visitor, address
+from tests.support import services
+from tests.support.browser import LiveServer
 
 
 def free_port() -> int:
@@ -137,3 +142,75 @@ def postgres_app(throwaway_postgres, tmp_path):
         yield application
         db.session.remove()
         db.engine.dispose()
+
+
+class LiveProvider:
+    """The provider served over real HTTP on 127.0.0.1, with its database at hand for the test."""
+
+    def __init__(self, app, server: LiveServer, database: str):
+        self.app, self.server, self.database = app, server, database
+        self.url = server.url
+        self.patients = PatientFactory(app, None)
+
+    def visitor(self, index: int | None = None) -> Visitor:
+        """A new browser; ``index`` picks its own source address (None: 127.0.0.1)."""
+        return Visitor(self.url, "127.0.0.1" if index is None else address(index))
+
+    def fresh(self) -> None:
+        """End the test's own transaction so the next reads see what the server committed."""
+        db.session.rollback()
+        db.session.expire_all()
+
+
+@contextmanager
+def serving(request, settings, tmp_path, database: str, **overrides) -> Iterator[LiveProvider]:
+    """An app of its own on ``database`` ("sqlite" or the suite's "postgresql"), served on a live
+    threaded server, inside its application context; emptied and stopped afterwards."""
+    if database == "postgresql":
+        url = services.database_url(required=True)
+    else:
+        url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    marker = request.node.get_closest_marker("settings")
+    application = create_app({**settings, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp_path), **(marker.kwargs if marker else {}),
+                              **overrides})
+    with application.app_context():
+        if database == "sqlite":
+            db.create_all()
+        server = LiveServer(application)
+        application.config["ISSUER"] = server.url
+        try:
+            yield LiveProvider(application, server, database)
+        finally:
+            server.stop()
+            db.session.rollback()
+            if database == "postgresql":
+                empty_postgres_tables()
+            db.session.remove()
+            db.engine.dispose()
+            clock.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request, settings, tmp_path):
+    """The provider on a live threaded server, once on SQLite and once on PostgreSQL.
+
+    The PostgreSQL run fails, never skips, without the suite's database. SQLite serializes
+    writers but ignores ``FOR UPDATE``: a bound must hold on both.
+    """
+    with serving(request, settings, tmp_path, request.param) as provider:
+        yield provider
+
+
+@pytest.fixture(params=["memory", "redis"])
+def live_throttles(request, settings, tmp_path):
+    """The provider on a live server (the suite's database), its per-account throttles counted in
+    process memory, then in the suite's Redis (which fails, never skips, when it is missing)."""
+    redis_url = None
+    if request.param == "redis":
+        import redis
+
+        redis_url = services.redis_url(required=True)
+        redis.Redis.from_url(redis_url).flushdb()
+    database = "postgresql" if services.database_url() else "sqlite"
+    with serving(request, settings, tmp_path, database, REDIS_URL=redis_url) as provider:
+        yield provider

@@ -63,6 +63,9 @@ def gunicorn(throwaway_postgres, throwaway_redis, tmp_path, seeded):
         "IDP_ARGON2_MEMORY_COST": "1024", "IDP_ARGON2_TIME_COST": "1",
         "IDP_RATE_LIMIT_LOGIN": "100000 per minute", "IDP_RATE_LIMIT_ONE_TIME_CODE": "100000 per minute",
         "IDP_RATE_LIMIT_TOKEN": "100000 per minute", "IDP_LOG_LEVEL": "WARNING",
+        # The same patients log in again and again: the per-account bounds would (rightly) stop them.
+        "IDP_RATE_LIMIT_LOGIN_PER_ACCOUNT": "100000 per minute", "IDP_RATE_LIMIT_ONE_TIME_CODE_PER_ACCOUNT": "100000 per minute",
+        "IDP_ONE_TIME_CODE_RESEND_COOLDOWN": "0", "IDP_ONE_TIME_CODE_DAILY_SENDS": "100000",
         "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }
     log = open(tmp_path / "gunicorn.log", "wb")

@@ -69,3 +69,26 @@ def test_a_rate_limited_token_request_gets_json_not_a_page(client, rp_client):
     assert limited.status_code == 429 and limited.mimetype == "application/json"
     assert limited.get_json()["error"] == "temporarily_unavailable"
     assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_the_per_account_throttle_holds_in_memory_while_redis_is_down(app, settings, tmp_path, patients, throwaway_redis):
+    """Each address once, one matricule: the per-account throttle still counts when Redis goes away."""
+    patient = patients.create()
+    application = create_app({**settings, "REDIS_URL": throwaway_redis.url, "RATE_LIMIT_LOGIN_PER_ACCOUNT": "2 per minute",
+                              "PASSWORD_MAX_FAILURES": 100})
+    application.instance_path = str(tmp_path)
+    application.test_client_class = RequestScopedClient
+    with application.app_context():
+        http = application.test_client()
+
+        def attempt(index: int):
+            page = http.get("/login", environ_base={"REMOTE_ADDR": f"127.0.7.{index}"})
+            return http.post("/login", environ_base={"REMOTE_ADDR": f"127.0.7.{index}"}, data={
+                "csrf_token": csrf_token(page.get_data(as_text=True)), "matricule": patient.matricule, "password": "wrong-password-1"})
+
+        assert attempt(1).status_code == 400
+        assert redis.Redis.from_url(throwaway_redis.url).keys("LIMITS*account-throttle*"), "counted in Redis while it is up"
+        throwaway_redis.stop()
+        statuses = [attempt(index).status_code for index in range(2, 6)]
+        assert statuses == [400, 400, 429, 429], "Redis gone: counted afresh in this instance's memory, no error"
+        db.session.remove()
