@@ -21,6 +21,7 @@ import time
 import unicodedata
 from copy import deepcopy
 from datetime import datetime
+from typing import Callable
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
@@ -43,6 +44,12 @@ LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
 # ``sub`` shared with every other public client.
 RESERVED_SCOPES = ("matricule", "delegations", "assisted_patients")
 RESERVED_GRANT_TYPES = (TOKEN_EXCHANGE, "client_credentials")
+# Security profiles a client may be registered with, as its ``security_profile`` metadata (this
+# server's own name: no registered client metadata names a profile). Each profile's rules live
+# in the protocol package, which registers here, by name, the check a client's metadata must
+# pass; the check returns the metadata the profile implies, stored with the client
+# (:mod:`idp.oauth.fapi2_profile`). A name nobody registered is refused.
+SECURITY_PROFILES: dict[str, Callable[[dict], dict]] = {}
 
 
 class InvalidClientMetadata(ValueError):
@@ -136,6 +143,11 @@ class Client(db.Model, ClientMixin):
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def security_profile(self) -> str | None:
+        """The profile the client is held to (``SECURITY_PROFILES``), e.g. ``fapi2``; None for none."""
+        return (self.extra_metadata or {}).get("security_profile")
 
     def allows_scope(self, scope: str) -> bool:
         return scope in scope_to_list(self.scope)
@@ -253,7 +265,10 @@ def validate_metadata(
     auth_method: str,
     subject_type: str,
     jwks: dict | None,
-) -> None:
+    security_profile: str | None = None,
+    extra_metadata: dict | None = None,
+) -> dict:
+    """Check a registration as a whole; returns the metadata its security profile implies."""
     if not name or len(name) > 200:
         raise InvalidClientMetadata("client_name is required (at most 200 characters)")
     if auth_method not in SUPPORTED_AUTH_METHODS:
@@ -276,6 +291,20 @@ def validate_metadata(
         validate_redirect_uri(uri, native=auth_method == "none")
     for uri in post_logout_redirect_uris:
         validate_redirect_uri(uri, native=auth_method == "none")
+    if security_profile is None:
+        return {}
+    if security_profile not in SECURITY_PROFILES:
+        raise InvalidClientMetadata(f"unsupported security_profile {security_profile!r} (supported: {', '.join(SECURITY_PROFILES)})")
+    return SECURITY_PROFILES[security_profile]({
+        "redirect_uris": redirect_uris, "post_logout_redirect_uris": post_logout_redirect_uris, "grant_types": grant_types,
+        "scope": scope, "auth_method": auth_method, "jwks": jwks, "extra_metadata": dict(extra_metadata or {}),
+    })
+
+
+def _with_profile(extra_metadata: dict | None, security_profile: str | None, implied: dict) -> dict:
+    """``extra_metadata`` naming ``security_profile`` (or none) with what that profile implies."""
+    kept = {key: value for key, value in (extra_metadata or {}).items() if key != "security_profile"}
+    return {**kept, **implied, "security_profile": security_profile} if security_profile else kept
 
 
 def create(
@@ -290,6 +319,7 @@ def create(
     subject_type: str | None = None,
     jwks: dict | None = None,
     extra_metadata: dict | None = None,
+    security_profile: str | None = None,
     actor: str = "cli",
     client_id: str | None = None,
     resource_audience: str | None = None,
@@ -300,7 +330,7 @@ def create(
     ``self_registered``: through RFC 7591; anything reserved it asks for holds the client until
     an admin approves it (:func:`approve`)."""
     subject_type = subject_type or ("public" if first_party else "pairwise")
-    validate_metadata(
+    implied = validate_metadata(
         name=name,
         redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
@@ -309,6 +339,8 @@ def create(
         auth_method=auth_method,
         subject_type=subject_type,
         jwks=jwks,
+        security_profile=security_profile,
+        extra_metadata=extra_metadata,
     )
     validate_audiences(resource_audience, extra_metadata)
     _check_audience_is_free(resource_audience, None)
@@ -328,7 +360,7 @@ def create(
         first_party=first_party,
         subject_type=subject_type,
         disabled=False,
-        extra_metadata=extra_metadata or {},
+        extra_metadata=_with_profile(extra_metadata, security_profile, implied),
         created_at=now,
         updated_at=now,
         resource_audience=resource_audience,
@@ -352,8 +384,10 @@ def _check_audience_is_free(resource_audience: str | None, client: "Client | Non
 def update(client: Client, actor: str = "cli", self_registered: bool = False, **changes) -> Client:
     """Change registry fields; the result is validated as a whole before anything is written.
 
-    ``self_registered``: an RFC 7592 update by the client itself; reserved asks not approved
-    before hold it again (:func:`approve`)."""
+    ``security_profile`` None takes the client out of its profile; what the profile implied
+    (such as ``require_pushed_authorization_requests``) stays until changed. ``self_registered``:
+    an RFC 7592 update by the client itself; reserved asks not approved before hold it again
+    (:func:`approve`)."""
     merged = {
         "name": changes.get("name", client.name),
         "redirect_uris": list(changes.get("redirect_uris", client.redirect_uris)),
@@ -363,8 +397,10 @@ def update(client: Client, actor: str = "cli", self_registered: bool = False, **
         "auth_method": changes.get("auth_method", client.token_endpoint_auth_method),
         "subject_type": changes.get("subject_type", client.subject_type),
         "jwks": changes.get("jwks", client.jwks),
+        "security_profile": changes.get("security_profile", client.security_profile),
+        "extra_metadata": changes.get("extra_metadata", client.extra_metadata),
     }
-    validate_metadata(**merged)
+    implied = validate_metadata(**merged)
     resource_audience = changes.get("resource_audience", client.resource_audience) or None
     validate_audiences(resource_audience, changes.get("extra_metadata", client.extra_metadata))
     _check_audience_is_free(resource_audience, client)
@@ -385,8 +421,8 @@ def update(client: Client, actor: str = "cli", self_registered: bool = False, **
     client.jwks = merged["jwks"]
     if "first_party" in changes:
         client.first_party = bool(changes["first_party"])
-    if "extra_metadata" in changes:
-        client.extra_metadata = changes["extra_metadata"] or {}
+    if "extra_metadata" in changes or "security_profile" in changes or implied:
+        client.extra_metadata = _with_profile(merged["extra_metadata"], merged["security_profile"], implied)
     client.updated_at = clock.now()
     audit.record(audit.Event.CLIENT_UPDATED, client_id=client.client_id, actor=actor, fields=sorted(changes))
     return client

@@ -88,6 +88,10 @@ class ClientForm(FlaskForm):
     ])
     resource_audience = StringField(_l("Serveur de ressources pour l'audience (URI ; il pourra introspecter les jetons destinés à cette audience)"),
                                     validators=[Length(max=500)])
+    security_profile = SelectField(_l("Profil de sécurité"), default="", choices=[
+        SelectChoice("", _l("Aucun")),
+        SelectChoice("fapi2", _l("FAPI 2.0 (requêtes poussées, DPoP, private_key_jwt)")),
+    ])
 
     def registry_fields(self) -> dict:
         """The form's values as arguments of :func:`idp.client.create` / :func:`idp.client.update`."""
@@ -102,6 +106,7 @@ class ClientForm(FlaskForm):
             "first_party": bool(self.first_party.data),
             "subject_type": self.subject_type.data or None,
             "resource_audience": (self.resource_audience.data or "").strip() or None,
+            "security_profile": self.security_profile.data or None,
         }
 
     def fill_from(self, client: clients.Client) -> None:
@@ -115,3 +120,4 @@ class ClientForm(FlaskForm):
         self.first_party.data = client.first_party
         self.subject_type.data = client.subject_type
         self.resource_audience.data = client.resource_audience or ""
+        self.security_profile.data = client.security_profile or ""

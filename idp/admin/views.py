@@ -144,6 +144,7 @@ def _current_fields(client: clients.Client) -> dict:
         "first_party": client.first_party,
         "subject_type": client.subject_type,
         "resource_audience": client.resource_audience,
+        "security_profile": client.security_profile,
     }
 
 

@@ -13,6 +13,8 @@ import threading
 
 import pytest
 import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from idp import delegation
 from idp.extensions import db
@@ -46,10 +48,12 @@ def mydsp_log_in(app: MyDsp, client, patients, patient, provider) -> None:
     assert "claims" in outcome, "MyDSP's login did not finish"
 
 
-def api_record(dsp_api, token: str) -> dict:
-    response = requests.get(dsp_api.url + "/v1/record", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
+def viewer_record(web, provider, record: dict) -> dict:
+    """What the viewer read from the DSP API for ``record`` (its own or an opened one), and whom
+    its token names there (the viewer's tokens are DPoP-bound: the test reads, never presents, them)."""
+    keys = KeySet.import_key_set(requests.get(provider.url + "/jwks.json", timeout=10).json())
+    claims = jwt.decode(record["token"]["access_token"], keys).claims
+    return {"subject": claims["sub"], "acting": claims.get("act"), "documents": record["documents"]}
 
 
 def test_the_same_patient_through_the_viewer_and_mydsp_sees_one_record_and_one_trail(
@@ -64,12 +68,14 @@ def test_the_same_patient_through_the_viewer_and_mydsp_sees_one_record_and_one_t
 
     web = viewer.app.test_client()
     viewer_log_in(web, client, patients, parent, provider, viewer)
-    own_through_viewer = api_record(dsp_api, current_visit(web)["token"]["access_token"])
+    assert web.get("/dossier").status_code == 200  # Hector's own record, read from the DSP API
+    own_through_viewer = viewer_record(web, provider, current_visit(web)["user"] | {"token": current_visit(web)["token"]})
     page = text(web.get("/dossiers"))
     child_in_viewer = re.findall(r'name="sub" value="([^"]+)"', page)[1]
     assert child_in_viewer != child_in_app["sub"], "each app knows Rita by its own sub"
     assert web.post("/dossiers/ouvrir", data={"csrf_token": csrf_token(page), "sub": child_in_viewer}).status_code == 302
-    through_viewer = api_record(dsp_api, current_visit(web)["record"]["token"]["access_token"])
+    assert web.get("/dossier").status_code == 200  # the viewer reads the record from the DSP API
+    through_viewer = viewer_record(web, provider, current_visit(web)["record"])
 
     assert through_viewer["subject"] == through_app["subject"], "one record for Rita in the DSP API"
     assert through_viewer["documents"] == through_app["documents"]
