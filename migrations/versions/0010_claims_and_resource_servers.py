@@ -1,6 +1,6 @@
 """Consented claims, resource servers, and self-registrations held for approval (issue 13, issue 14 item 1).
 
-Revision ID: 0010_consented_claims_and_resource_servers
+Revision ID: 0010_claims_and_resource_servers
 Revises: 0009_passkeys
 Create Date: 2026-12-07 03:00:00
 
@@ -11,25 +11,19 @@ Create Date: 2026-12-07 03:00:00
 - ``client.pending_approval`` / ``client.approved_reservations``: what a self-registered client
   asked for that only an admin may give, waiting or approved (existing clients: NULL, nothing).
 - ``token.resource_audience``: the resource server an access token was issued for.
-- ``alembic_version.version_num`` widened to 64 characters for this revision's id.
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "0010_consented_claims_and_resource_servers"
+revision = "0010_claims_and_resource_servers"
 down_revision = "0009_passkeys"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    # Alembic's own table keeps revision ids in VARCHAR(32); this one is 42 characters long, and
-    # Alembic writes it after upgrade() in the same transaction. Widened for good (a downgrade
-    # cannot narrow it back while the long id is still the current row).
-    with op.batch_alter_table("alembic_version") as batch:
-        batch.alter_column("version_num", existing_type=sa.String(length=32), type_=sa.String(length=64), existing_nullable=False)
     with op.batch_alter_table("consent") as batch:
         batch.add_column(sa.Column("claims", sa.JSON(), nullable=True))
     with op.batch_alter_table("client") as batch:
