@@ -22,7 +22,7 @@ help:
 	@echo "make screenshots  run the browser tests and refresh docs/screenshots/ from them"
 	@echo "make fuzz         the fuzz tests (marker fuzz) with 20x the examples of make test (several minutes)"
 	@echo "make run          migrate, seed demo data and start the demo (IdP, DSP viewer, DSP API, sandboxes)"
-	@echo "make bench        benchmark on gunicorn + PostgreSQL + Redis (BENCH_ARGS=...), a few minutes"
+	@echo "make bench        benchmark (idp serve + PostgreSQL + Redis vs the Node.js reference; BENCH_ARGS=...), a few minutes"
 	@echo "make clean        stop test services, remove caches and artifacts (distclean: + .venv)"
 
 venv: $(STAMP)
@@ -74,11 +74,13 @@ run: venv
 	@scripts/system-deps.sh --demo
 	@$(VENV_PY) -m rp_demo.launcher
 
-# Benchmark (bench/run.py): its own PostgreSQL, Redis and gunicorn on loopback; results in
-# bench/results/. Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
+# Benchmark (bench/run.py): its own PostgreSQL, Redis and `idp serve` on loopback, side by side with the
+# Node.js reference (npm, installed by test-tools' npm; BENCH_ARGS=--no-reference skips it); results in
+# bench/results/. BENCH_ARGS=--floor adds the floor program (bench/floor/), --profile py-spy profiles.
+# Bounded: BENCH_DURATION seconds per run, two runs per scenario, killed after 15 min.
 BENCH_DURATION ?= 8
 BENCH_ARGS ?=
-bench: venv system-deps
+bench: venv system-deps test-tools
 	@timeout 900 $(VENV_PY) -m bench.run --duration $(BENCH_DURATION) $(BENCH_ARGS)
 
 # Manual use: start the services and print the env lines, e.g. eval "$(make -s services-start)"

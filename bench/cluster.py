@@ -1,8 +1,8 @@
-"""A production-shaped deployment on loopback: PostgreSQL, Redis, gunicorn instances, nginx.
+"""A production-shaped deployment on loopback: PostgreSQL, Redis, IdP instances, nginx.
 
 The benchmark and the scale-out tests (tests/ops/) both run the IdP the way operators do:
-``gunicorn -c config/gunicorn.conf.py`` behind a round-robin nginx, sharing one PostgreSQL and
-one Redis. Everything is private to the caller: its own services on free ports (started with
+``idp serve --bind HOST:PORT`` behind a round-robin nginx, sharing one PostgreSQL and one
+Redis. Everything is private to the caller: its own services on free ports (started with
 scripts/test-services.sh and a private state folder, so the suite's shared services are never
 touched), its own temporary folders, and only the processes it started are stopped.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
+IDP_COMMAND = [sys.executable, "-c", "from idp.cli import main; main()"]  # the ``idp`` console script
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -99,7 +99,7 @@ def idp_environment(services: Services, issuer: str, instance_path: Path, **sett
 
 def run_idp(environment: dict[str, str], *arguments: str) -> str:
     """Run the ``idp`` command (migrations, key rotation) against the deployment's database."""
-    command = [sys.executable, "-c", "from idp.cli import main; main()", *arguments]
+    command = [*IDP_COMMAND, *arguments]
     done = subprocess.run(command, env={**os.environ, **environment},
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
@@ -109,7 +109,7 @@ def run_idp(environment: dict[str, str], *arguments: str) -> str:
 
 @dataclass
 class Instance:
-    """One ``gunicorn -c config/gunicorn.conf.py --bind 127.0.0.1:PORT`` process tree."""
+    """One ``idp serve --bind 127.0.0.1:PORT [--workers N]`` process tree (the server and its workers)."""
 
     environment: dict[str, str]
     folder: Path
@@ -123,7 +123,7 @@ class Instance:
 
     @property
     def log_path(self) -> Path:
-        return self.folder / f"gunicorn-{self.port}.log"
+        return self.folder / f"idp-{self.port}.log"
 
     @property
     def metrics_dir(self) -> Path:
@@ -131,7 +131,7 @@ class Instance:
 
     def start(self) -> Instance:
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"127.0.0.1:{self.port}"]
+        command = [*IDP_COMMAND, "serve", "--bind", f"127.0.0.1:{self.port}"]
         if self.workers:
             command += ["--workers", str(self.workers)]
         environment = {**os.environ, **self.environment, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
@@ -139,7 +139,7 @@ class Instance:
             self.process = subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         try:
-            wait_until(self._ready, f"gunicorn on {self.url} (log: {self.log_path})")
+            wait_until(self._ready, f"idp serve on {self.url} (log: {self.log_path})")
         except ClusterError:
             self.stop()
             raise
@@ -147,7 +147,7 @@ class Instance:
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise ClusterError(f"gunicorn exited ({self.process.returncode}):\n{self.log_path.read_text()[-3000:]}")
+            raise ClusterError(f"idp serve exited ({self.process.returncode}):\n{self.log_path.read_text()[-3000:]}")
         return requests.get(self.url + "/readyz", timeout=2).status_code == 200
 
     def worker_pids(self) -> list[int]:
@@ -156,7 +156,7 @@ class Instance:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+            self.process.send_signal(signal.SIGTERM)  # graceful: the server stops its workers
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -1,6 +1,6 @@
 """Example production settings: copy, adapt, and name the copy in ``IDP_CONFIG``.
 
-    IDP_CONFIG=/etc/esante-idp/production.py gunicorn -c /usr/share/esante-idp/config/gunicorn.conf.py
+    IDP_CONFIG=/etc/esante-idp/production.py idp serve --bind 10.0.0.5:8000
 
 Order of precedence: ``config/default.py`` (every setting documented there), then this file,
 then ``IDP_*`` environment variables. Secrets are not written here: they come from the

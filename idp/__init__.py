@@ -44,6 +44,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .flows import dev_outbox
 
     dev_outbox.init_app(app)
+    from . import database
+
+    database.init_app(app)  # last: wraps every view registered above
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

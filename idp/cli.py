@@ -1,7 +1,8 @@
 """The ``idp`` command: Flask's CLI on :func:`idp.create_app` plus each domain's commands.
 
-``idp run`` (``--host``/``--port``) serves the app, ``idp db upgrade`` applies migrations
-(Flask-Migrate), and every admin command takes ``--json``.
+``idp serve --bind HOST:PORT [--workers N]`` is the production server (:mod:`idp.server`),
+``idp run`` Flask's development server, ``idp db upgrade`` applies migrations (Flask-Migrate),
+and every admin command takes ``--json``.
 
 Each command group is imported only when it runs (click's "lazily loading subcommands"
 pattern): ``idp --help`` builds no app, and a command builds the app without Alembic or fpdf
@@ -9,6 +10,7 @@ unless it needs them, so an operator's ``idp outbox list`` answers in well under
 """
 
 import importlib
+import os
 
 import click
 from flask import Flask
@@ -75,3 +77,19 @@ def _create_app() -> Flask:
 
 
 main = IdpGroup(create_app=_create_app, help="eSanté identity provider.")
+
+
+@main.command("serve")
+@click.option("--bind", default=lambda: os.environ.get("IDP_BIND", "127.0.0.1:8000"), show_default="IDP_BIND or 127.0.0.1:8000",
+              help="HOST:PORT to listen on (the private address the load balancer reaches).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, show_default="WEB_CONCURRENCY or one per core",
+              help="Worker processes.")
+def serve_command(bind: str, workers: int | None) -> None:
+    """Serve the provider in production (granian; settings from IDP_CONFIG / IDP_*)."""
+    from . import server
+
+    try:
+        server.parse_bind(bind)
+    except server.InvalidBind as error:
+        raise click.BadParameter(str(error), param_hint="--bind") from None
+    server.serve(bind, workers or server.default_workers())

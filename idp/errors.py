@@ -46,8 +46,8 @@ def refuse_oversized_requests() -> None:
     A declared body over ``MAX_CONTENT_LENGTH`` is refused here (413) even on endpoints that
     would authenticate first; Werkzeug bounds undeclared (chunked) bodies and multipart fields
     as they are read. The URL (RFC 9110 §15.5.15, 414) and the header block (RFC 6585 §5, 431)
-    carry ``id_token_hint`` and bearer tokens. Behind gunicorn its ``limit_request_*`` settings
-    apply first; this keeps the bounds with the development server and tests too.
+    carry ``id_token_hint`` and bearer tokens. The server only bounds the header block by its
+    HTTP/1 buffer (about 400 KiB), so the bounds are kept here, whatever serves the app.
     """
     config = current_app.config
     if request.content_length is not None and request.content_length > config["MAX_CONTENT_LENGTH"]:
@@ -88,7 +88,7 @@ def database_unavailable(error: Exception):
     """The database is down or unreachable: 503 with ``Retry-After`` (RFC 9110 §10.2.3).
 
     The request's transaction is rolled back whole when the session is removed at teardown,
-    so nothing half-written remains; the pool's pre-ping reconnects once the database is back.
+    so nothing half-written remains; :mod:`idp.database` takes a new connection once the database is back.
     """
     current_app.logger.error("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     retry_after = str(current_app.config["DATABASE_UNAVAILABLE_RETRY_AFTER"])
@@ -105,7 +105,7 @@ def release_database_session(error: BaseException | None) -> None:
 
     Closing rolls back on the connection; a server that shut down meanwhile makes that fail,
     which Flask-SQLAlchemy's own teardown would turn into a bare 500 after a good answer. The
-    connections are then discarded instead; the pool's pre-ping replaces them. Registered after
+    connections are then discarded instead, and new ones are opened. Registered after
     Flask-SQLAlchemy's teardown, so it runs first (Flask runs them in reverse order).
     """
     try:

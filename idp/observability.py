@@ -6,7 +6,7 @@
 - ``/metrics`` exposes Prometheus metrics: requests and latencies per endpoint, and the domain
   counters (logins, failures, lockouts, tokens issued) derived in one place from the audit log
   (:func:`_count_audit_event`), so a new audit call site is counted without extra code. Under
-  gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``config/gunicorn.conf.py``) makes every worker
+  ``idp serve``, ``PROMETHEUS_MULTIPROC_DIR`` (set by :mod:`idp.server`) makes every worker
   write its samples to shared files and ``/metrics`` sums them, whichever worker answers.
 - Logs are one JSON object a line with the request id (``X-Request-ID``, taken from the proxy
   when it sends a sane one, else generated). Values that must never reach a log (passwords,
@@ -29,7 +29,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
-from sqlalchemy import event, text
+from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import audit
@@ -60,18 +60,18 @@ _PROBES = {"/healthz", "/readyz", "/metrics"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
-@event.listens_for(audit.AuditEvent, "after_insert")
-def _count_audit_event(mapper, connection, entry: audit.AuditEvent) -> None:
+@audit.recorded.connect
+def _count_audit_event(name: str, details: dict | None) -> None:
     """The domain counters, from the audit log: every security event is recorded there once."""
-    AUDIT_EVENTS.labels(entry.name).inc()
-    if entry.name == audit.Event.LOGIN_SUCCEEDED.value:
+    _series(AUDIT_EVENTS, name).inc()
+    if name == audit.Event.LOGIN_SUCCEEDED.value:
         LOGINS.inc()
-    elif entry.name == audit.Event.LOGIN_LOCKED.value:
+    elif name == audit.Event.LOGIN_LOCKED.value:
         LOCKOUTS.inc()
-    elif entry.name in _FAILURE_REASONS:
-        LOGIN_FAILURES.labels(_FAILURE_REASONS[entry.name]).inc()
-    elif entry.name in _TOKEN_EVENTS:
-        TOKENS_ISSUED.labels((entry.details or {}).get("grant_type", "unknown")).inc()
+    elif name in _FAILURE_REASONS:
+        _series(LOGIN_FAILURES, _FAILURE_REASONS[name]).inc()
+    elif name in _TOKEN_EVENTS:
+        _series(TOKENS_ISSUED, (details or {}).get("grant_type", "unknown")).inc()
 
 
 def init_app(app: Flask) -> None:
@@ -90,7 +90,7 @@ def init_app(app: Flask) -> None:
 def _configure_logging(log_format: str, level: str) -> None:
     """One handler on the ``idp`` logger (app.logger and ``idp.*``), installed once per process."""
     logger = logging.getLogger("idp")
-    logger.setLevel(level.upper())  # "info" as gunicorn spells it, or "INFO"
+    logger.setLevel(level.upper())  # "info" as granian spells it, or "INFO"
     handler = next((h for h in logger.handlers if isinstance(h, StandardErrorHandler)), None)
     if handler is None:
         handler = StandardErrorHandler()
@@ -101,7 +101,7 @@ def _configure_logging(log_format: str, level: str) -> None:
 
 
 class StandardErrorHandler(logging.Handler):
-    """Writes to the ``sys.stderr`` of the moment (gunicorn's error log, or a test's capture)."""
+    """Writes to the ``sys.stderr`` of the moment (the server's, or a test's capture)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

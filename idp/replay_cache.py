@@ -7,8 +7,9 @@ primary key makes the second insert fail, whichever instance tries it.
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import DateTime, String, bindparam, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import clock
@@ -23,20 +24,25 @@ class SeenValue(db.Model):
 
 
 def first_use(namespace: str, value: str, expires_at: datetime) -> bool:
-    """Record ``value``; True the first time, False on every replay before ``expires_at``."""
+    """Record ``value``; True the first time, False on every replay before ``expires_at``.
+
+    One statement, whatever the transaction mode: an insert that replaces only an expired value,
+    so of two concurrent first uses exactly one counts (the primary key decides)."""
     key = hashlib.sha256(f"{namespace}\x00{value}".encode()).hexdigest()
-    existing = db.session.get(SeenValue, key)
-    if existing is not None:
-        if existing.expires_at > clock.now():
-            return False
-        db.session.delete(existing)
-        db.session.flush()
-    try:
-        with db.session.begin_nested():
-            db.session.add(SeenValue(key=key, expires_at=expires_at))
-    except IntegrityError:
-        return False
-    return True
+    dialect = db.session.get_bind().dialect.name
+    statement = _FIRST_USE.get(dialect)
+    if statement is None:
+        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        table = SeenValue.__table__
+        fresh = upsert(table).values(key=bindparam("key"), expires_at=bindparam("expires_at"))
+        statement = _FIRST_USE[dialect] = fresh.on_conflict_do_update(
+            index_elements=[table.c.key], set_={"expires_at": fresh.excluded.expires_at},
+            where=table.c.expires_at <= bindparam("now")).returning(table.c.key)
+    written = db.session.connection().execute(statement, {"key": key, "expires_at": expires_at, "now": clock.now()})
+    return written.first() is not None  # a row written: new, or in place of an expired one
+
+
+_FIRST_USE: dict = {}
 
 
 def purge_expired(now: datetime) -> dict[str, int]:

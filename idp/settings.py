@@ -131,7 +131,7 @@ def _derive(app: Flask) -> None:
     if not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = "sqlite:///" + str(_private_database(Path(app.instance_path)))
     config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
-    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    # No pool_pre_ping: a round trip per request; idp.database recovers from a restart instead.
     if config.get("KEY_ENCRYPTION_KEYS_FILE") and not config.get("KEY_ENCRYPTION_KEYS"):
         config["KEY_ENCRYPTION_KEYS"] = _read_secret_file(config["KEY_ENCRYPTION_KEYS_FILE"])
     missing = [name for name in _GENERATED_SECRETS if not config.get(name)]

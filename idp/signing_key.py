@@ -110,7 +110,7 @@ def _load_active() -> tuple[list[tuple], None]:
 
 
 def _cached(name: str, load):
-    """What signing and verification read, kept per app (one per gunicorn worker) for
+    """What signing and verification read, kept per app (one per server worker) for
     SIGNING_KEY_CACHE_SECONDS: the rows change only at rotation, and reading them was a fifth to a
     third of the token, refresh and userinfo paths. Safe across instances: an instance that still
     signs with a just-retired key for those seconds signs with a published key (rotation keeps

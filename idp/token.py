@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, delegation as delegations, signing_key
@@ -229,8 +229,9 @@ def nonce_was_used(client_id: str, nonce: str) -> bool:
 def issue(client: Client, account: Account | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
           family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False,
           delegation: "delegations.Delegation | None" = None, audience: str | None = None,
-          actors: dict | None = None, dpop_jkt: str | None = None) -> tuple[dict, Token]:
-    """Issue an access token (and a refresh token when asked) and record them.
+          actors: dict | None = None, dpop_jkt: str | None = None) -> tuple[dict, str]:
+    """Issue an access token (and a refresh token when asked) and record them; returns the token
+    response and the access token's ``jti``.
 
     With ``delegation``, ``account`` is its owner and the token says who acts (RFC 8693 §4.1
     ``act``); the patient's own tokens name their assistants in ``may_act`` (§4.4). A caller
@@ -255,26 +256,29 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         extra_claims["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
     jti = secrets.token_urlsafe(24)
     access_ttl = config["ACCESS_TOKEN_TTL"]
-    row = Token(
-        jti=jti,
-        family_id=family.family_id if family else secrets.token_urlsafe(24),
-        client_id=client.client_id,
-        account_id=account.id if account else None,
-        subject=subject,
-        scope=scope,
-        grant_type=grant_type,
-        issued_at=now,
-        access_expires_at=now + timedelta(seconds=access_ttl),
-        code_hash=code_hash or (family.code_hash if family else None),
-        auth_time=context.auth_time,
-        acr=context.acr,
-        amr=context.amr,
-        sso_session_id=context.sso_session_id,
-        delegation_id=delegation.id if delegation else None,
-        actor_account_id=delegation.assistant_id if delegation else None,
-        dpop_jkt=dpop_jkt,
-        resource_audience=resource_audience,
-    )
+    row = {
+        "jti": jti,
+        "family_id": family.family_id if family else secrets.token_urlsafe(24),
+        "client_id": client.client_id,
+        "account_id": account.id if account else None,
+        "subject": subject,
+        "scope": scope,
+        "grant_type": grant_type,
+        "issued_at": now,
+        "access_expires_at": now + timedelta(seconds=access_ttl),
+        "refresh_token_hash": None,
+        "refresh_expires_at": None,
+        "family_expires_at": None,
+        "code_hash": code_hash or (family.code_hash if family else None),
+        "auth_time": context.auth_time,
+        "acr": context.acr,
+        "amr": context.amr,
+        "sso_session_id": context.sso_session_id,
+        "delegation_id": delegation.id if delegation else None,
+        "actor_account_id": delegation.assistant_id if delegation else None,
+        "dpop_jkt": dpop_jkt,
+        "resource_audience": resource_audience,
+    }
     response = {
         "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context, extra_claims, audience),
         "token_type": "DPoP" if dpop_jkt else "Bearer",
@@ -285,25 +289,24 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
     if include_refresh_token and account is not None:
         refresh_token = secrets.token_urlsafe(32)
         family_expires_at = family.family_expires_at if family else now + timedelta(seconds=config["REFRESH_TOKEN_ABSOLUTE_TTL"])
-        row.refresh_token_hash = digest(refresh_token)
-        row.family_expires_at = family_expires_at
-        row.refresh_expires_at = min(now + timedelta(seconds=config["REFRESH_TOKEN_IDLE_TTL"]), family_expires_at)
+        row["refresh_token_hash"] = digest(refresh_token)
+        row["family_expires_at"] = family_expires_at
+        row["refresh_expires_at"] = min(now + timedelta(seconds=config["REFRESH_TOKEN_IDLE_TTL"]), family_expires_at)
         response["refresh_token"] = refresh_token
-    db.session.add(row)
+    # The token's row and its audit event in one statement (no ORM unit of work: issue 15).
     if delegation is not None:
         # The owner's trail shows which client got a token for their record, for which assistant, when.
-        audit.record(audit.Event.DELEGATED_TOKEN_ISSUED, account_id=row.account_id, client_id=client.client_id,
-                     actor=f"account:{delegation.assistant_id}", assistant_id=delegation.assistant_id,
-                     delegation_id=delegation.id, grant_type=grant_type, scope=scope, refreshed=family is not None)
+        audit.insert_with(_INSERT_TOKEN, row, audit.Event.DELEGATED_TOKEN_ISSUED, account_id=row["account_id"],
+                          client_id=client.client_id, actor=f"account:{delegation.assistant_id}", assistant_id=delegation.assistant_id,
+                          delegation_id=delegation.id, grant_type=grant_type, scope=scope, refreshed=family is not None)
     else:
-        audit.record(
-            audit.Event.TOKEN_REFRESHED if family else audit.Event.TOKEN_ISSUED,
-            account_id=row.account_id,
-            client_id=client.client_id,
-            grant_type=grant_type,
-            scope=scope,
-        )
-    return response, row
+        audit.insert_with(_INSERT_TOKEN, row, audit.Event.TOKEN_REFRESHED if family else audit.Event.TOKEN_ISSUED,
+                          account_id=row["account_id"], client_id=client.client_id, grant_type=grant_type, scope=scope)
+    return response, jti
+
+
+_INSERT_TOKEN = insert(Token.__table__).inline().values({column.name: bindparam(column.name, type_=column.type)
+                                                for column in Token.__table__.columns if column.name not in ("id", "rotated_at", "revoked_at")})
 
 
 def actor_claims(account: Account | None, client: Client, delegation: "delegations.Delegation | None",

@@ -3,7 +3,7 @@
 
 from flask import jsonify
 
-from .. import claims
+from .. import claims, database
 from ..extensions import csrf, require_oauth
 from ..subject import subject_for
 from .rfc6750_bearer import current_access
@@ -12,6 +12,7 @@ from .routes import blueprint
 
 @blueprint.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
+@database.autocommit  # reads only
 @require_oauth("openid")
 def userinfo():
     access = current_access()

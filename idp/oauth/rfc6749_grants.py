@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants, scope_to_list
 from authlib.oauth2.rfc6749.hooks import hooked
-from flask import current_app
+from flask import current_app, request as http_request
 
-from .. import account as accounts, claims, client as clients, delegation as delegations, signing_key
+from .. import account as accounts, claims, client as clients, database, delegation as delegations, signing_key
 from .. import token as tokens
 from ..extensions import authorization, csrf, db, limiter
 from . import fapi2_profile, rfc9449_dpop
@@ -204,6 +204,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_TOKEN"])
 def token_endpoint():
     """RFC 6749 §3.2; the answer is never cached (§5.1)."""
+    if http_request.form.get("grant_type") == ClientCredentialsGrant.GRANT_TYPE:
+        database.use_autocommit()  # its one write is a single statement (token.issue)
     # The first signing keys are created (and committed) on first use: do it before a grant
     # opens its transaction, never in the middle of redeeming a code or a refresh token.
     signing_key.ensure_keys()

@@ -10,7 +10,7 @@ endpoint and its metadata).
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint
 
-from .. import token as tokens
+from .. import database, token as tokens
 from ..extensions import authorization, csrf
 from .rfc7523_client_auth import CONFIDENTIAL_AUTH_METHODS
 
@@ -34,6 +34,7 @@ class TokenIntrospection(IntrospectionEndpoint):
 
 @blueprint.post("/introspect")
 @csrf.exempt
+@database.autocommit  # reads only, but for a client assertion's jti, which is committed at once anyway
 def introspect():
     response = authorization.create_endpoint_response(TokenIntrospection.ENDPOINT_NAME)
     response.headers["Cache-Control"] = "no-store"

@@ -3,6 +3,7 @@
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from idp import audit, clock, delegation as delegations, messaging, token as tokens
 from idp.extensions import db
@@ -117,7 +118,7 @@ def test_a_delegated_refresh_token_stops_working_at_majority_even_before_the_swe
 
 def test_at_majority_the_sweep_ends_the_delegation_revokes_its_tokens_and_tells_the_new_adult(child, parent, viewer, runner):
     found = assist(child, parent)
-    _, row = tokens.issue(viewer, child.account, "openid offline_access", grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+    _, jti = tokens.issue(viewer, child.account, "openid offline_access", grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
                           delegation=found, include_refresh_token=True)
     db.session.commit()
     clock.advance(days_until(majority_of(child)))
@@ -125,7 +126,8 @@ def test_at_majority_the_sweep_ends_the_delegation_revokes_its_tokens_and_tells_
     assert result.exit_code == 0, result.output
     assert '"ended": 1' in result.output
     db.session.expire_all()
-    assert (found.revoked_by, db.session.get(tokens.Token, row.id).revoked_at is not None) == ("majority", True)
+    revoked_at = db.session.scalar(select(tokens.Token.revoked_at).where(tokens.Token.jti == jti))
+    assert (found.revoked_by, revoked_at is not None) == ("majority", True)
     message = messaging.outbox_messages(child.account.mobile)[-1]
     assert "18 ans" in message.body and "Assistants" in message.body
     assert audit.trail(child.account.id)[0].name == "delegation:ended"

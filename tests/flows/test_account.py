@@ -1,6 +1,7 @@
 """"Mon compte": contact change, password change, forgotten password, consents, sessions."""
 
 import pytest
+from sqlalchemy import select
 
 from idp import consent, credential, messaging, token as tokens
 from idp.extensions import db
@@ -67,7 +68,8 @@ def test_revoking_a_consent_revokes_the_clients_tokens(client, logged_in):
 
     pharmacy, _ = clients.create(name="Pharmacie", redirect_uris=["https://pharmacy.example.com/cb"], client_id="pharmacy",
                                  scope="openid offline_access")
-    _, row = tokens.issue(pharmacy, logged_in.account, "openid offline_access", grant_type="authorization_code", include_refresh_token=True)
+    _, jti = tokens.issue(pharmacy, logged_in.account, "openid offline_access", grant_type="authorization_code", include_refresh_token=True)
+    row = db.session.scalar(select(tokens.Token).where(tokens.Token.jti == jti))
     db.session.commit()
     page = client.get("/account/consents").get_data(as_text=True)
     assert "Pharmacie" in page

@@ -210,7 +210,7 @@ def test_logs_keep_flowing_after_an_in_process_migration(settings, tmp_path, cap
     assert "still logging" in capsys.readouterr().err
 
 
-def test_the_log_level_is_accepted_in_gunicorns_lower_case_too(settings):
-    """``IDP_LOG_LEVEL=info`` serves gunicorn and the app alike."""
+def test_the_log_level_is_accepted_in_lower_case_too(settings):
+    """``IDP_LOG_LEVEL=info`` serves the server (granian spells levels so) and the app alike."""
     create_app({**settings, "LOG_LEVEL": "debug"})
     assert logging.getLogger("idp").level == logging.DEBUG

@@ -1,4 +1,4 @@
-"""Two gunicorn instances behind a round-robin nginx, sharing PostgreSQL and Redis.
+"""Two `idp serve` instances behind a round-robin nginx, sharing PostgreSQL and Redis.
 
 Nothing that matters lives in one process: a login on one instance is an SSO session on the
 other, a code issued by one is redeemed at the other, a logout on one ends the session on both,
@@ -253,7 +253,7 @@ def test_round_robin_reaches_both_instances_and_each_logs_json_with_the_request_
     logged = {}
     for instance in (deployment.first, deployment.second):
         for line in instance.log_path.read_text().splitlines():
-            entry = json.loads(line)  # every line gunicorn and the app write is JSON
+            entry = json.loads(line)  # every line the server and the app write is JSON
             if entry.get("logger") == "idp.access":
                 logged[entry["request_id"]] = entry
     for answer in answers:

@@ -1,4 +1,4 @@
-"""Load and fault on loopback: gunicorn (config/gunicorn.conf.py) + PostgreSQL + Redis.
+"""Load and fault on loopback: ``idp serve`` (the production server) + PostgreSQL + Redis.
 
 A bounded run of full logins (password, then the one-time code) and token requests from
 several threads, while the database is restarted once. Every answer must be clean (a success,
@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from idp import account as accounts, audit, sso_session, token as tokens
 from idp.extensions import db
+from bench.cluster import IDP_COMMAND
 from tests.conftest import PatientFactory
 from tests.oauth.conftest import register
 from tests.security.conftest import app_on, free_port
@@ -53,7 +53,7 @@ def seeded(throwaway_postgres, tmp_path):
 
 
 @pytest.fixture
-def gunicorn(throwaway_postgres, throwaway_redis, tmp_path, seeded):
+def server(throwaway_postgres, throwaway_redis, tmp_path, seeded):
     port = free_port()
     environment = {
         **os.environ,
@@ -68,8 +68,8 @@ def gunicorn(throwaway_postgres, throwaway_redis, tmp_path, seeded):
         "IDP_ONE_TIME_CODE_RESEND_COOLDOWN": "0", "IDP_ONE_TIME_CODE_DAILY_SENDS": "100000",
         "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }
-    log = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"],
+    log = open(tmp_path / "server.log", "wb")
+    process = subprocess.Popen([*IDP_COMMAND, "serve", "--bind", f"127.0.0.1:{port}"],
                                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +80,7 @@ def gunicorn(throwaway_postgres, throwaway_redis, tmp_path, seeded):
                     break
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or a worker still booting
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-3000:]
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
             time.sleep(0.2)
         yield base
     finally:
@@ -162,12 +162,12 @@ def jti_of(access_token: str) -> str:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"]
 
 
-def test_logins_and_token_requests_through_a_database_restart(throwaway_postgres, gunicorn, seeded, tmp_path):
+def test_logins_and_token_requests_through_a_database_restart(throwaway_postgres, server, seeded, tmp_path):
     logins, credentials = seeded
     recorder, stop = Recorder(), threading.Event()
     engine = create_engine(throwaway_postgres.url, pool_pre_ping=True)
-    threads = [threading.Thread(target=login_loop, args=(gunicorn, login, recorder, engine, stop)) for login in logins]
-    threads += [threading.Thread(target=token_loop, args=(gunicorn, credentials, recorder, stop)) for _ in range(TOKEN_THREADS)]
+    threads = [threading.Thread(target=login_loop, args=(server, login, recorder, engine, stop)) for login in logins]
+    threads += [threading.Thread(target=token_loop, args=(server, credentials, recorder, stop)) for _ in range(TOKEN_THREADS)]
     for thread in threads:
         thread.start()
     try:
@@ -185,7 +185,7 @@ def test_logins_and_token_requests_through_a_database_restart(throwaway_postgres
     assert recorder.unclean == [], recorder.unclean[:5]
     assert any(status == 503 for (_, _, status) in recorder.statuses), f"the restart was not felt: {recorder.statuses}"
     assert recorder.logins > 0 and recorder.access_tokens, recorder.statuses
-    final = requests.post(gunicorn + "/token", data={"grant_type": "client_credentials"}, auth=credentials, timeout=10)
+    final = requests.post(server + "/token", data={"grant_type": "client_credentials"}, auth=credentials, timeout=10)
     assert final.status_code == 200, "recovered by itself"
     recorder.access_tokens.append(final.json()["access_token"])
 
