@@ -354,7 +354,7 @@ def finish_registration(owner: Owner, purpose: str, ceremony: str | None, respon
     )
     db.session.add(credential)
     db.session.flush()  # the unique credential id: of two owners racing for one id, the second fails here
-    audit.record(audit.Event.PASSKEY_REGISTERED, **_actor_details(owner), passkey_id=credential.id, synced=backup_eligible,
+    audit.record(audit.Event.PASSKEY_REGISTERED, **_actor_details(owner), passkey_id=credential.id, passkey_name=credential.name, synced=backup_eligible,
                  aaguid=verified.aaguid, purpose=purpose)
     return credential
 
@@ -465,6 +465,13 @@ def _move_counter(owner: Owner, credential: PasskeyCredential, new_count: int, b
                        .execution_options(synchronize_session=False))
     audit.record(audit.Event.PASSKEY_COUNTER_REGRESSION, **_actor_details(owner), passkey_id=credential.id,
                  stored=credential.sign_count, received=new_count, purpose=purpose)
+    if owner.account_id is not None and (account := accounts.get(owner.account_id)) is not None:
+        with force_locale(account.locale or current_app.config["LANGUAGES"][0]):
+            notice = _("Par sécurité, votre clé d'accès eSanté « %(name)s » est suspendue : elle semble avoir été copiée. Supprimez-la "
+                       "dans Mon compte, rubrique Mes clés d'accès, et contactez le helpdesk si vous ne l'avez pas partagée.",
+                       name=credential.name)
+            for channel in account.channels():
+                messaging.notify(channel, account.destination(channel), notice)
     raise CounterWentBack()
 
 
@@ -473,13 +480,13 @@ def _move_counter(owner: Owner, credential: PasskeyCredential, new_count: int, b
 
 def rename(owner: Owner, credential: PasskeyCredential, name: str) -> None:
     credential.name = clean_name(name)
-    audit.record(audit.Event.PASSKEY_RENAMED, **_actor_details(owner), passkey_id=credential.id)
+    audit.record(audit.Event.PASSKEY_RENAMED, **_actor_details(owner), passkey_id=credential.id, passkey_name=credential.name)
 
 
 def remove(owner: Owner, credential: PasskeyCredential, *, actor: str | None = None) -> None:
     """Delete a passkey: it no longer opens anything (its authenticator may still offer it)."""
     details = {**_actor_details(owner), **({"actor": actor} if actor else {})}
-    audit.record(audit.Event.PASSKEY_REMOVED, **details, passkey_id=credential.id, name=credential.name)
+    audit.record(audit.Event.PASSKEY_REMOVED, **details, passkey_id=credential.id, passkey_name=credential.name)
     db.session.delete(credential)
 
 
