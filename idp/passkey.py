@@ -50,13 +50,12 @@ from webauthn import (generate_authentication_options, generate_registration_opt
 from webauthn.helpers import parse_authentication_credential_json, parse_registration_credential_json
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure, InvalidRegistrationResponse
 from webauthn.helpers.structs import (AttestationConveyancePreference, AttestationFormat, AuthenticatorSelectionCriteria,
-                                      AuthenticatorTransport, PublicKeyCredentialDescriptor, ResidentKeyRequirement,
+                                      PublicKeyCredentialDescriptor, ResidentKeyRequirement,
                                       UserVerificationRequirement)
 
 from . import account as accounts, audit, clock, messaging
 from .assurance import ACR_SUBSTANTIAL
 from .extensions import db
-from .settings import host_within
 
 REGISTER = "register"
 ACTIVATION_REGISTER = "activation_register"
@@ -416,7 +415,8 @@ def authenticate(purpose: str, ceremony: str | None, response: str) -> Authentic
         parsed = parse_authentication_credential_json(response)
     except (InvalidJSONStructure, InvalidAuthenticationResponse, ValueError, TypeError, KeyError) as error:
         raise ResponseNotValid(str(error)) from None
-    credential = db.session.scalar(select(PasskeyCredential).where(PasskeyCredential.credential_id == _b64(parsed.raw_id)))
+    credential = db.session.scalar(select(PasskeyCredential).where(PasskeyCredential.credential_id == _b64(parsed.raw_id))
+                                   .execution_options(populate_existing=True))  # its counter and suspension as stored now
     if credential is None:
         audit.record(audit.Event.PASSKEY_LOGIN_FAILED, reason=CredentialUnknown.reason, purpose=purpose)
         raise CredentialUnknown()

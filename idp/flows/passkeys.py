@@ -8,8 +8,6 @@ then posts the authenticator's answer in an ordinary form, and the page answers 
 :mod:`idp.passkey`.
 """
 
-import math
-
 from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _

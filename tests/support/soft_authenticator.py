@@ -45,7 +45,7 @@ class AttestationAuthority:
 
     def __post_init__(self) -> None:
         now = datetime.datetime.now(datetime.timezone.utc)
-        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Attestation Root")])
+        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Test Attestation Root {self.aaguid}")])
         self.root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name).public_key(self.root_key.public_key())
                      .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
                      .not_valid_after(now + datetime.timedelta(days=365))
