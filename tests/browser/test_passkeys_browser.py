@@ -230,7 +230,7 @@ def test_the_passkey_is_offered_at_step_4_of_the_activation(page, button_only, p
 
 @pytest.mark.parametrize("browser_locale, button, added", [
     ("de-DE", "Mit einem Passkey anmelden", "wurde hinzugefügt"),
-    ("en-GB", "Sign in with a passkey", "was added"),
+    ("en-GB", "Log in with a passkey", "was added"),
 ])
 def test_the_passkey_pages_in_german_and_english(page, button_only, provider, authenticator, patient, browser_locale, button, added):
     log_in_with_password_any_language(page, provider, patient)
