@@ -275,7 +275,7 @@ def test_an_admin_logs_in_with_a_passkey(page, button_only, provider, authentica
     shot(page, "admin-login")
     page.get_by_role("button", name="Se connecter avec une clé d'accès").click()
 
-    expect(page.get_by_role("link", name="Nouveau client")).to_be_visible()
+    expect(page.get_by_role("link", name="Nouveau client", exact=True)).to_be_visible()
     db.session.rollback()
     last = db.session.scalars(select(audit.AuditEvent).where(audit.AuditEvent.name == audit.Event.ADMIN_LOGIN_SUCCEEDED.value)).all()[-1]
     assert last.details.get("method") == "passkey"
