@@ -112,7 +112,7 @@ def test_a_patient_registers_a_passkey_and_logs_in_with_the_button(page, button_
 
     page.goto(provider.url + "/login")
     expect(page.get_by_role("button", name="Se connecter avec une clé d'accès")).to_be_visible()
-    shot(page, "4-login", "login")
+    shot(page, "4-login", "login-passkey")
     page.get_by_role("button", name="Se connecter avec une clé d'accès").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Mes services eSanté")
