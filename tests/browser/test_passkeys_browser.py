@@ -220,7 +220,7 @@ def test_the_passkey_is_offered_at_step_4_of_the_activation(page, button_only, p
     page.get_by_role("button", name="Valider").last.click()
     expect(page.get_by_role("heading", name="Clé d'accès")).to_be_visible()
     page.get_by_label("Nom de la clé d'accès").fill("Téléphone")
-    shot(page, "activation-4", "activation-4-other-means")
+    shot(page, "activation-4", "activation-4-passkey")
 
     page.get_by_role("button", name="Créer une clé d'accès").click()
 
