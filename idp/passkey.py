@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from flask_babel import force_locale, gettext as _
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, LargeBinary, String, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from webauthn import (generate_authentication_options, generate_registration_options, options_to_json, verify_authentication_response,
                       verify_registration_response)
@@ -55,7 +56,7 @@ from webauthn.helpers.structs import (AttestationConveyancePreference, Attestati
 
 from . import account as accounts, audit, clock, messaging
 from .assurance import ACR_SUBSTANTIAL
-from .extensions import db
+from .extensions import db, upsert_for
 
 REGISTER = "register"
 ACTIVATION_REGISTER = "activation_register"
@@ -221,10 +222,10 @@ def _owner_condition(owner: Owner):
 def user_handle(owner: Owner) -> str:
     """The owner's user handle, made on first use (32 random bytes, §14.6.1)."""
     found = db.session.scalar(select(PasskeyUser.user_handle).where(_owner_condition(owner)))
-    if found is None:
-        found = _b64(secrets.token_bytes(32))
-        db.session.add(PasskeyUser(user_handle=found, account_id=owner.account_id, admin_id=owner.admin_id, created_at=clock.now()))
-        db.session.flush()
+    if found is None:  # of two first ceremonies at once (a double click), one inserts; both read its handle
+        db.session.execute(upsert_for(PasskeyUser).values(user_handle=_b64(secrets.token_bytes(32)), account_id=owner.account_id,
+                                                          admin_id=owner.admin_id, created_at=clock.now()).on_conflict_do_nothing())
+        found = db.session.scalar(select(PasskeyUser.user_handle).where(_owner_condition(owner)))
     return found
 
 
@@ -351,8 +352,11 @@ def finish_registration(owner: Owner, purpose: str, ceremony: str | None, respon
         aaguid=verified.aaguid, attestation_format=AttestationFormat(verified.fmt).value,
         transports=[str(getattr(t, "value", t)) for t in (parsed.response.transports or [])], created_at=now,
     )
-    db.session.add(credential)
-    db.session.flush()  # the unique credential id: of two owners racing for one id, the second fails here
+    try:
+        with db.session.begin_nested():  # the unique credential id: of two owners racing for one id, the second fails here
+            db.session.add(credential)
+    except IntegrityError:
+        raise AlreadyRegistered() from None
     audit.record(audit.Event.PASSKEY_REGISTERED, **_actor_details(owner), passkey_id=credential.id, passkey_name=credential.name, synced=backup_eligible,
                  aaguid=verified.aaguid, purpose=purpose)
     return credential
@@ -400,7 +404,7 @@ def credential_in_answer(response: str) -> tuple[str | None, str | None]:
     """``(credential id, user handle)`` an answer names, unchecked: what a throttle may count on."""
     try:
         parsed = json.loads(response)
-        return str(parsed.get("id"))[:1400] or None, str((parsed.get("response") or {}).get("userHandle") or "")[:100] or None
+        return str(parsed.get("id") or "")[:1400] or None, str((parsed.get("response") or {}).get("userHandle") or "")[:100] or None
     except (ValueError, AttributeError):
         return None, None
 
