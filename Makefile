@@ -50,9 +50,11 @@ $(STAMP): setup.cfg pyproject.toml | $(VENV_PY)
 system-deps:
 	@scripts/system-deps.sh
 
-# axe-core (npm) for the accessibility tests, into the gitignored .test-tools/
+# From npm, into the gitignored .test-tools/: axe-core for the accessibility tests, then
+# oauth4webapi (pinned) for the interoperability tests of tests/interop/.
 test-tools:
 	@scripts/install-axe.sh
+	@scripts/install-oauth4webapi.sh
 
 test: venv system-deps test-tools
 	@scripts/run-tests.sh $(PYTEST_ARGS)

@@ -195,15 +195,16 @@ PKCE_REQUIRED_FOR_ALL_CLIENTS = True
 # these defaults. As a variable: ``IDP_FEATURES__dpop__enabled=false``.
 FEATURES = {
     # Pushed authorization requests (RFC 9126), endpoint /par. "ttl": seconds a request_uri waits
-    # for the browser; "flow_ttl": seconds that browser may come back with it (login, one-time
+    # for the browser (1 to 599, as FAPI 2.0 §5.3.2.2 wants); "flow_ttl": seconds that browser may come back with it (login, one-time
     # code, consent); "required_for_all_clients": every client must push (otherwise per client:
-    # require_pushed_authorization_requests). Off: /par is gone and /authorize refuses request_uri.
+    # require_pushed_authorization_requests, or the FAPI 2.0 profile). Off: /par is gone and
+    # /authorize refuses request_uri; FAPI 2.0 clients then get no code at all.
     "par": {"enabled": True, "ttl": 90, "flow_ttl": 1800, "required_for_all_clients": False},
     # DPoP (RFC 9449): tokens and codes bound to a key the client holds. "proof_max_age": seconds
     # a proof's iat may be from now; "nonce_lifetime": seconds a server nonce lives;
     # "nonce_required": proofs must carry one (§8; prevents proofs made in advance). Off: DPoP
-    # headers are ignored at /token and /par and every new token is a Bearer token; tokens bound
-    # before still need their proof.
+    # headers are ignored at /token and /par and every new token is a Bearer token, but FAPI 2.0
+    # clients get none; tokens bound before still need their proof.
     "dpop": {"enabled": True, "proof_max_age": 60, "nonce_lifetime": 300, "nonce_required": False},
     # Token exchange (RFC 8693): an assistant's token becomes one for a patient they assist.
     "token_exchange": {"enabled": True},
@@ -249,9 +250,6 @@ SERVICES = [
     },
 ]
 
-# ``idp demo seed``: the client secret of the demo DSP viewer (client id "dsp-viewer"). The demo
-# refuses to run on an https issuer, so this known secret never reaches a real deployment.
-DEMO_DSP_VIEWER_SECRET = "dsp-viewer-demo-secret"
 # Where the demo relying parties run (``python -m rp_demo.launcher``, ``make run``): the DSP
 # viewer's base URL (its redirect and post-logout URIs) and the DSP API's identifier, the
 # audience its access tokens must carry (RFC 9068 §3).

@@ -12,6 +12,7 @@ import secrets
 import time
 from copy import deepcopy
 from datetime import datetime
+from typing import Callable
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
@@ -29,6 +30,12 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693, 
 SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE]
 SUPPORTED_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
+# Security profiles a client may be registered with, as its ``security_profile`` metadata (this
+# server's own name: no registered client metadata names a profile). Each profile's rules live
+# in the protocol package, which registers here, by name, the check a client's metadata must
+# pass; the check returns the metadata the profile implies, stored with the client
+# (:mod:`idp.oauth.fapi2_profile`). A name nobody registered is refused.
+SECURITY_PROFILES: dict[str, Callable[[dict], dict]] = {}
 
 
 class InvalidClientMetadata(ValueError):
@@ -117,6 +124,11 @@ class Client(db.Model, ClientMixin):
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
 
+    @property
+    def security_profile(self) -> str | None:
+        """The profile the client is held to (``SECURITY_PROFILES``), e.g. ``fapi2``; None for none."""
+        return (self.extra_metadata or {}).get("security_profile")
+
     def allows_scope(self, scope: str) -> bool:
         return scope in scope_to_list(self.scope)
 
@@ -180,7 +192,10 @@ def validate_metadata(
     auth_method: str,
     subject_type: str,
     jwks: dict | None,
-) -> None:
+    security_profile: str | None = None,
+    extra_metadata: dict | None = None,
+) -> dict:
+    """Check a registration as a whole; returns the metadata its security profile implies."""
     if not name or len(name) > 200:
         raise InvalidClientMetadata("client_name is required (at most 200 characters)")
     if auth_method not in SUPPORTED_AUTH_METHODS:
@@ -203,6 +218,20 @@ def validate_metadata(
         validate_redirect_uri(uri, native=auth_method == "none")
     for uri in post_logout_redirect_uris:
         validate_redirect_uri(uri, native=auth_method == "none")
+    if security_profile is None:
+        return {}
+    if security_profile not in SECURITY_PROFILES:
+        raise InvalidClientMetadata(f"unsupported security_profile {security_profile!r} (supported: {', '.join(SECURITY_PROFILES)})")
+    return SECURITY_PROFILES[security_profile]({
+        "redirect_uris": redirect_uris, "post_logout_redirect_uris": post_logout_redirect_uris, "grant_types": grant_types,
+        "scope": scope, "auth_method": auth_method, "jwks": jwks, "extra_metadata": dict(extra_metadata or {}),
+    })
+
+
+def _with_profile(extra_metadata: dict | None, security_profile: str | None, implied: dict) -> dict:
+    """``extra_metadata`` naming ``security_profile`` (or none) with what that profile implies."""
+    kept = {key: value for key, value in (extra_metadata or {}).items() if key != "security_profile"}
+    return {**kept, **implied, "security_profile": security_profile} if security_profile else kept
 
 
 def create(
@@ -217,12 +246,13 @@ def create(
     subject_type: str | None = None,
     jwks: dict | None = None,
     extra_metadata: dict | None = None,
+    security_profile: str | None = None,
     actor: str = "cli",
     client_id: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client. Returns it with its secret (None for public and private_key_jwt clients)."""
     subject_type = subject_type or ("public" if first_party else "pairwise")
-    validate_metadata(
+    implied = validate_metadata(
         name=name,
         redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
@@ -231,6 +261,8 @@ def create(
         auth_method=auth_method,
         subject_type=subject_type,
         jwks=jwks,
+        security_profile=security_profile,
+        extra_metadata=extra_metadata,
     )
     now = clock.now()
     secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
@@ -247,7 +279,7 @@ def create(
         first_party=first_party,
         subject_type=subject_type,
         disabled=False,
-        extra_metadata=extra_metadata or {},
+        extra_metadata=_with_profile(extra_metadata, security_profile, implied),
         created_at=now,
         updated_at=now,
     )
@@ -258,7 +290,10 @@ def create(
 
 
 def update(client: Client, actor: str = "cli", **changes) -> Client:
-    """Change registry fields; the result is validated as a whole before anything is written."""
+    """Change registry fields; the result is validated as a whole before anything is written.
+
+    ``security_profile`` None takes the client out of its profile; what the profile implied
+    (such as ``require_pushed_authorization_requests``) stays until changed."""
     merged = {
         "name": changes.get("name", client.name),
         "redirect_uris": list(changes.get("redirect_uris", client.redirect_uris)),
@@ -268,8 +303,10 @@ def update(client: Client, actor: str = "cli", **changes) -> Client:
         "auth_method": changes.get("auth_method", client.token_endpoint_auth_method),
         "subject_type": changes.get("subject_type", client.subject_type),
         "jwks": changes.get("jwks", client.jwks),
+        "security_profile": changes.get("security_profile", client.security_profile),
+        "extra_metadata": changes.get("extra_metadata", client.extra_metadata),
     }
-    validate_metadata(**merged)
+    implied = validate_metadata(**merged)
     if merged["auth_method"] != client.token_endpoint_auth_method and merged["auth_method"] not in ("client_secret_basic", "client_secret_post"):
         client.client_secret_hash = None
     client.name = merged["name"]
@@ -282,8 +319,8 @@ def update(client: Client, actor: str = "cli", **changes) -> Client:
     client.jwks = merged["jwks"]
     if "first_party" in changes:
         client.first_party = bool(changes["first_party"])
-    if "extra_metadata" in changes:
-        client.extra_metadata = changes["extra_metadata"] or {}
+    if "extra_metadata" in changes or "security_profile" in changes or implied:
+        client.extra_metadata = _with_profile(merged["extra_metadata"], merged["security_profile"], implied)
     client.updated_at = clock.now()
     audit.record(audit.Event.CLIENT_UPDATED, client_id=client.client_id, actor=actor, fields=sorted(changes))
     return client

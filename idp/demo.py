@@ -4,23 +4,30 @@ Patients from the registry, one per scenario of the README's walk-through: a par
 password (Hector Doe), his minor child waiting for activation with a letter (Rita Doe), an adult
 the MyGuichet.lu sandbox knows, to activate through MyGuichet (Filat D.), and an adult waiting
 for a printed letter (``idp letters render``) or a helpdesk request (Claire Weber); and the
-two demo relying parties with fixed client ids, named in French, German and English.
+two demo relying parties with fixed client ids, named in French, German and English: the DSP
+viewer, a FAPI 2.0 client whose private key the seed makes once into the instance folder
+(``dsp-viewer-key.json``, read by ``python -m rp_demo.viewer --client-key-file``), and MyDSP, a
+public native client.
 Activation codes exist in clear only when a letter is issued, so a re-run cannot show them
 again; it re-issues letters only when asked (``--reissue-letters``) or when none is usable.
 """
 
 import csv
 import io
+import json
+import os
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from joserfc.jwk import ECKey
 from sqlalchemy import select
 
-from . import account as accounts, activation_letter, audit, client as clients, clock, credential, matricule
+from . import account as accounts, activation_letter, client as clients, clock, credential, matricule
 from .cli_output import emit
 from .extensions import db
 
@@ -30,6 +37,7 @@ MYDSP_ID = "mydsp"
 # Both demo apps manage a record's assistants and open the records their patient assists.
 DELEGATION_SCOPES = "delegations assisted_patients"
 DEMO_GRANT_TYPES = ["authorization_code", "refresh_token", clients.TOKEN_EXCHANGE]
+DSP_VIEWER_KEY_FILE = "dsp-viewer-key.json"  # in the instance folder
 
 
 @dataclass(frozen=True)
@@ -149,9 +157,9 @@ def _ensure(client_id: str, **registration: Any) -> tuple[clients.Client, bool]:
     if registered is None:
         registered, _ = clients.create(client_id=client_id, actor="demo", **registration)
         return registered, True
-    wanted = {key: value for key, value in registration.items() if key != "auth_method"}
+    wanted = dict(registration)
     wanted["extra_metadata"] = {**(registered.extra_metadata or {}), **wanted.get("extra_metadata", {})}
-    current = {key: getattr(registered, key) for key in wanted}
+    current = {key: getattr(registered, "token_endpoint_auth_method" if key == "auth_method" else key) for key in wanted}
     if current != wanted:
         clients.update(registered, actor="demo", **wanted)
     return registered, False
@@ -163,10 +171,11 @@ def _dsp_api_audiences() -> dict[str, list[str]]:
 
 
 def _ensure_dsp_viewer() -> dict[str, Any]:
-    """The DSP viewer web app: confidential and first-party, its secret from the settings; it
-    takes back-channel logout tokens, so a logout at the provider ends its visits too."""
-    secret = current_app.config["DEMO_DSP_VIEWER_SECRET"]
+    """The DSP viewer web app, which shows health records: confidential, first-party, held to the
+    FAPI 2.0 Security Profile (PAR, PKCE, ``private_key_jwt`` with the demo key, DPoP-bound
+    tokens); it takes back-channel logout tokens, so a logout at the provider ends its visits too."""
     viewer_url = current_app.config["DEMO_DSP_VIEWER_URL"].rstrip("/")
+    key_file, key = _dsp_viewer_key()
     registered, created = _ensure(
         DSP_VIEWER_ID,
         name="Dossier de Soins Partagé (DSP)",
@@ -174,7 +183,9 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
         post_logout_redirect_uris=[f"{viewer_url}/"],
         grant_types=DEMO_GRANT_TYPES,
         scope=f"openid profile email phone offline_access matricule {DELEGATION_SCOPES}",
-        auth_method="client_secret_basic",
+        auth_method="private_key_jwt",
+        jwks={"keys": [{**key.as_dict(private=False), "kid": key.kid, "alg": "ES256", "use": "sig"}]},
+        security_profile="fapi2",
         first_party=True,
         extra_metadata={**_dsp_api_audiences(), "backchannel_logout_uri": f"{viewer_url}/backchannel-logout",
                         "backchannel_logout_session_required": True,
@@ -182,11 +193,24 @@ def _ensure_dsp_viewer() -> dict[str, Any]:
                         "client_name#fr": "Dossier de Soins Partagé (DSP)", "client_name#de": "Gemeinsame Patientenakte (DSP)",
                         "client_name#en": "Shared Care Record (DSP)"},
     )
-    if not registered.check_client_secret(secret):
-        # client.create and rotate_secret only make random secrets; the demo needs a known one.
-        registered.client_secret_hash = clients._hash(secret)
-        audit.record(audit.Event.CLIENT_SECRET_ROTATED, client_id=registered.client_id, actor="demo")
-    return {**_shown(registered, created), "client_secret": secret}
+    return {**_shown(registered, created), "client_key_file": str(key_file)}
+
+
+def _dsp_viewer_key() -> tuple[Path, ECKey]:
+    """The viewer's private key (EC P-256, ES256), made at the first seed into the instance
+    folder, readable by its owner only, and kept: the viewer reads it from there."""
+    path = Path(current_app.instance_path) / DSP_VIEWER_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = ECKey.generate_key("P-256", private=True)
+        try:  # O_EXCL: of two seeds at once, the second reads the first one's key
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump({**key.as_dict(private=True), "kid": key.thumbprint()}, handle)
+    return path, ECKey.import_key(json.loads(path.read_text()))
 
 
 def _ensure_mydsp() -> dict[str, Any]:
@@ -233,7 +257,7 @@ def _as_text(report: dict[str, list[dict[str, Any]]]) -> str:
         if registered["token_endpoint_auth_method"] == "none":
             how = "public client (PKCE), any loopback port"
         else:
-            how = f"secret {registered.get('client_secret')}"
+            how = f"FAPI 2.0, private_key_jwt with the key in {registered['client_key_file']}"
         lines.append(f"  {registered['client_id']:<11} {how:<40} redirect {' '.join(registered['redirect_uris'])}")
     return "\n".join(lines)
 

@@ -83,6 +83,8 @@ def _validate(config: Mapping[str, Any]) -> None:
         raise InvalidSettings("ISSUER may use plain http only on a loopback address (development)")
     if config["ONE_TIME_CODE_TTL"] > 600:
         raise InvalidSettings("ONE_TIME_CODE_TTL may not exceed 600 seconds")
+    if not 0 < config["FEATURES"]["par"]["ttl"] < 600:  # RFC 9126 §2.2 "short-lived"; FAPI 2.0 §5.3.2.2: under 600 s
+        raise InvalidSettings("FEATURES['par']['ttl'] must be between 1 and 599 seconds")
     for name, allowed in _CHOICES.items():
         if config[name] not in allowed:
             raise InvalidSettings(f"{name} must be one of {', '.join(allowed)}, not {config[name]!r}")

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, delete, func, or_, select, update
+from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, delegation as delegations, signing_key
@@ -316,8 +316,10 @@ def access_token_audience(client: Client) -> list[str] | str:
 
 def encode_access_token(client: Client, subject: str, scope: str, jti: str, now: datetime, ttl: int, context: AuthContext,
                         extra_claims: dict | None = None, audience: str | None = None) -> str:
-    """An RFC 9068 access token: ``typ: at+jwt``, signed with the server's RS256 key."""
-    kid, key = signing_key.active_key("RS256")
+    """An RFC 9068 access token: ``typ: at+jwt``, signed with the server's RS256 key, or the
+    algorithm of the client's ``access_token_signed_response_alg`` (this server's metadata name)."""
+    alg = (client.extra_metadata or {}).get("access_token_signed_response_alg", "RS256")
+    kid, key = signing_key.active_key(alg)
     issued = clock.to_timestamp(now)
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -337,7 +339,7 @@ def encode_access_token(client: Client, subject: str, scope: str, jti: str, now:
     if context.amr:
         claims["amr"] = context.amr
     claims.update(extra_claims or {})
-    return jwt.encode({"typ": "at+jwt", "alg": "RS256", "kid": kid}, claims, key)
+    return jwt.encode({"typ": "at+jwt", "alg": alg, "kid": kid}, claims, key)
 
 
 def encode_id_token(client: Client, account: Account, claims: dict, *, nonce: str | None, context: AuthContext,
@@ -488,6 +490,24 @@ def claim_refresh_token(value: str) -> Token | None:
     return row
 
 
+def reuse_refresh_token(value: str) -> Token | None:
+    """A refresh token used again as it is, for a client that does not rotate them (FAPI 2.0
+    §5.3.2.1): live, unrotated and unexpired, its idle lifetime counted again from now, never
+    past the family's end. One conditional UPDATE, like :func:`claim_refresh_token`."""
+    if not value:
+        return None
+    now = clock.now()
+    idle_end = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_TTL"])
+    return db.session.scalar(
+        update(Token)
+        .where(Token.refresh_token_hash == digest(value), Token.rotated_at.is_(None), Token.revoked_at.is_(None),
+               Token.refresh_expires_at > now, or_(Token.family_expires_at.is_(None), Token.family_expires_at > now))
+        .values(refresh_expires_at=case((Token.family_expires_at < idle_end, Token.family_expires_at), else_=idle_end))
+        .returning(Token),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+
+
 # --- what the patient sees of their tokens --------------------------------------------------
 
 
@@ -500,7 +520,7 @@ class ConnectedApplication:
     client_id: str
     name: str
     connected_at: datetime  # the family's first token: when the patient logged in to the app
-    last_used_at: datetime  # the live token's issue: the last refresh, or the login itself
+    last_used_at: datetime  # the family's last token: the last refresh (rotated or not), or the login itself
     for_patient: str | None  # an assistant's token for another patient's record: that patient
 
 
@@ -521,16 +541,17 @@ def connected_applications(account_id: int) -> list[ConnectedApplication]:
     )))
     if not live:
         return []
-    first = dict(db.session.execute(
-        select(Token.family_id, func.min(Token.issued_at)).where(Token.family_id.in_({row.family_id for row in live})).group_by(Token.family_id)
-    ).all())
+    issued = {family_id: (first, last) for family_id, first, last in db.session.execute(
+        select(Token.family_id, func.min(Token.issued_at), func.max(Token.issued_at))
+        .where(Token.family_id.in_({row.family_id for row in live})).group_by(Token.family_id)
+    ).all()}
     names = dict(db.session.execute(select(Client.client_id, Client.name).where(Client.client_id.in_({row.client_id for row in live}))).all())
     found: dict[str, ConnectedApplication] = {}
     for row in live:
         owner = db.session.get(Account, row.account_id) if row.delegation_id and row.account_id != account_id else None
         item = ConnectedApplication(
             family_id=row.family_id, client_id=row.client_id, name=names.get(row.client_id, row.client_id),
-            connected_at=first.get(row.family_id, row.issued_at), last_used_at=row.issued_at,
+            connected_at=issued[row.family_id][0], last_used_at=issued[row.family_id][1],
             for_patient=delegations.masked_name(owner) if owner else None,
         )
         if row.family_id not in found or found[row.family_id].last_used_at < item.last_used_at:

@@ -29,7 +29,7 @@ from joserfc import jwk, jws
 from joserfc.errors import JoseError
 from werkzeug.serving import run_simple
 
-from .protocol import DPOP_ALGORITHMS, InvalidToken, ProviderError, ProviderKeys, SeenOnce, access_token_hash, discover, validate_claims
+from .protocol import DPOP_ALGORITHMS, DPOP_PROOF_REGISTRY, InvalidToken, ProviderError, ProviderKeys, SeenOnce, access_token_hash, discover, validate_claims
 
 DOCUMENTS = json.loads((Path(__file__).parent / "data" / "documents.json").read_text(encoding="utf-8"))
 DOCUMENTS_PER_RECORD = 5
@@ -162,7 +162,7 @@ def _verify_proof(values: list[str], access_token: str) -> str:
     if len(values) != 1 or len(values[0]) > MAX_PROOF_LENGTH:
         raise DPoPRefused("invalid_dpop_proof", "exactly one DPoP proof is required")
     try:
-        header = jws.extract_compact(values[0].encode()).headers()
+        header = jws.extract_compact(values[0].encode(), registry=DPOP_PROOF_REGISTRY).headers()
         if header.get("typ") != "dpop+jwt":
             raise DPoPRefused("invalid_dpop_proof", "the DPoP proof must have typ dpop+jwt")
         if header.get("alg") not in DPOP_ALGORITHMS or not isinstance(header.get("jwk"), dict):
@@ -170,7 +170,7 @@ def _verify_proof(values: list[str], access_token: str) -> str:
         key = jwk.import_key(header["jwk"])
         if key.is_private or key.key_type not in ("EC", "RSA"):
             raise DPoPRefused("invalid_dpop_proof", "the DPoP proof key must be a public asymmetric key")
-        claims = json.loads(jws.deserialize_compact(values[0], key, algorithms=DPOP_ALGORITHMS).payload)
+        claims = json.loads(jws.deserialize_compact(values[0], key, registry=DPOP_PROOF_REGISTRY).payload)
     except DPoPRefused:
         raise
     except (JoseError, ValueError, TypeError, KeyError):

@@ -89,14 +89,14 @@ def prepare(idp: str, environment: dict[str, str]) -> dict:
     return json.loads(seeded.stdout)
 
 
-def services(idp: str, host: str, ports: dict[str, int]) -> list[Service]:
+def services(idp: str, host: str, ports: dict[str, int], viewer_key_file: str) -> list[Service]:
     issuer, viewer, api = (f"http://{host}:{ports[name]}" for name in ("idp", "viewer", "api"))
     python = sys.executable
     listed = [
         Service("Identity provider", issuer, "/.well-known/openid-configuration", [idp, "run", "--host", host, "--port", str(ports["idp"])]),
         Service("DSP API", api, "/", [python, "-m", "rp_demo.dsp_api", "--host", host, "--port", str(ports["api"]), "--issuer", issuer]),
         Service("DSP viewer", viewer, "/", [python, "-m", "rp_demo.viewer", "--host", host, "--port", str(ports["viewer"]),
-                                          "--issuer", issuer, "--dsp-api", api]),
+                                          "--issuer", issuer, "--dsp-api", api, "--client-key-file", viewer_key_file]),
     ]
     for name, label in (("myguichet", "MyGuichet sandbox"), ("luxtrust", "LuxTrust sandbox")):
         listed.append(Service(label, f"http://{host}:{ports[name]}", "/saml/metadata",
@@ -156,8 +156,8 @@ def summary(started: list[Service], report: dict, issuer: str, log_dir: Path) ->
             lines.append(f"  {'':<13} {patient['scenario']}")
     lines += ["", "Demo clients:"]
     for client in report["clients"]:
-        secret = f"secret {client['client_secret']}" if client.get("client_secret") else "public client (PKCE, DPoP)"
-        lines.append(f"  {client['client_id']:<11} {secret}")
+        how = f"FAPI 2.0, private_key_jwt, key {client['client_key_file']}" if client.get("client_key_file") else "public client (PKCE, DPoP)"
+        lines.append(f"  {client['client_id']:<11} {how}")
     api = next(service.url for service in started if service.name == "DSP API")
     idp = idp_command()
     prefix = "" if issuer == DEFAULT_ISSUER else f"IDP_ISSUER={issuer} "
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         environment = provider_environment(arguments.host, ports)
         report = prepare(idp, environment)
         deadline = time.monotonic() + arguments.ready_timeout
-        for service in services(idp, arguments.host, ports):
+        viewer_key_file = next(client["client_key_file"] for client in report["clients"] if client.get("client_key_file"))
+        for service in services(idp, arguments.host, ports, viewer_key_file):
             if stop.is_set():
                 break
             service.log = log_dir / (service.name.lower().replace(" ", "-") + ".log")

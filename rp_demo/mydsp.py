@@ -34,10 +34,8 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.client import DEFAULT_HEADERS
 from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
-from joserfc.jwk import ECKey
 
-from .protocol import (TIMEOUT, InvalidToken, ProviderError, ProviderKeys, access_token_hash, discover,
+from .protocol import (DPoPKey, InvalidToken, ProviderError, ProviderKeys, discover, dpop_request, origin, remember_dpop_nonce,
                        token_exchange_parameters)
 
 CLIENT_ID = "mydsp"
@@ -52,54 +50,6 @@ ACCESS_WITHDRAWN = ("L'accès de MyDSP à votre compte eSanté a été retiré o
 
 class MyDspError(Exception):
     """Something the person using the app must be told; the message is French."""
-
-
-class DPoPKey:
-    """The installation's proof-of-possession key (RFC 9449 §4): EC P-256, signing ES256.
-
-    Made once and kept in a file readable only by the user; only its public half leaves, in the
-    ``jwk`` header of each proof.
-    """
-
-    algorithm = "ES256"
-
-    def __init__(self, key: ECKey):
-        self.key = key
-
-    @classmethod
-    def load_or_create(cls, path: Path) -> "DPoPKey":
-        path = Path(path)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = ECKey.generate_key("P-256", private=True)
-            try:  # O_EXCL: when two runs race, the second one reads the first one's key
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(descriptor, "w") as handle:
-                    json.dump(key.as_dict(private=True), handle)
-                return cls(key)
-        return cls(ECKey.import_key(json.loads(path.read_text())))
-
-    def thumbprint(self) -> str:
-        """RFC 7638 thumbprint: the ``jkt`` the provider binds our tokens to (RFC 9449 §6.1)."""
-        return self.key.thumbprint()
-
-    def proof(self, method: str, url: str, *, nonce: str | None = None, access_token: str | None = None) -> str:
-        """A fresh DPoP proof JWT (§4.2) for one request; ``ath`` when it carries an access token."""
-        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url.split("?")[0].split("#")[0], "iat": int(time.time())}
-        if nonce:
-            claims["nonce"] = nonce
-        if access_token is not None:
-            claims["ath"] = access_token_hash(access_token)
-        header = {"typ": "dpop+jwt", "alg": self.algorithm, "jwk": self.key.as_dict(private=False)}
-        return jwt.encode(header, claims, self.key, algorithms=[self.algorithm])
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class _Callback(BaseHTTPRequestHandler):
@@ -245,11 +195,11 @@ class MyDsp:
         """``send(headers)`` to the token endpoint with a proof (§5); once more with the server's
         nonce when it answers ``use_dpop_nonce`` (§8). The tokens must come back DPoP-bound."""
         url = self.metadata["token_endpoint"]
-        sent_nonce = self.dpop_nonces.get(_origin(url))
+        sent_nonce = self.dpop_nonces.get(origin(url))
         try:
             token = send(self._token_request_headers(url))
         except OAuthError as error:
-            if error.error != USE_DPOP_NONCE or self.dpop_nonces.get(_origin(url)) in (None, sent_nonce):
+            if error.error != USE_DPOP_NONCE or self.dpop_nonces.get(origin(url)) in (None, sent_nonce):
                 raise
             token = send(self._token_request_headers(url))
         if str(token.get("token_type", "")).lower() != "dpop":  # §5: a bearer token would not be bound to our key
@@ -257,28 +207,13 @@ class MyDsp:
         return token
 
     def _token_request_headers(self, url: str) -> dict[str, str]:
-        return {**DEFAULT_HEADERS, "DPoP": self.dpop_key.proof("POST", url, nonce=self.dpop_nonces.get(_origin(url)))}
+        return {**DEFAULT_HEADERS, "DPoP": self.dpop_key.proof("POST", url, nonce=self.dpop_nonces.get(origin(url)))}
 
     def _resource_request(self, method: str, url: str, access_token: str) -> requests.Response:
-        """A call with a DPoP-bound access token (§7.1): ``Authorization: DPoP`` and a proof with
-        ``ath``; once more with the server's nonce on a 401 ``use_dpop_nonce`` (§9)."""
-        sent_nonce = self.dpop_nonces.get(_origin(url))
-        response = self._send_with_proof(method, url, access_token)
-        asks_nonce = response.status_code == 401 and 'error="use_dpop_nonce"' in response.headers.get("WWW-Authenticate", "")
-        if asks_nonce and self.dpop_nonces.get(_origin(url)) not in (None, sent_nonce):
-            response = self._send_with_proof(method, url, access_token)
-        return response
-
-    def _send_with_proof(self, method: str, url: str, access_token: str) -> requests.Response:
-        proof = self.dpop_key.proof(method, url, nonce=self.dpop_nonces.get(_origin(url)), access_token=access_token)
-        response = requests.request(method, url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=TIMEOUT)
-        self._remember_nonce(response)
-        return response
+        return dpop_request(method, url, access_token, self.dpop_key, self.dpop_nonces)
 
     def _remember_nonce(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Keep each server's latest ``DPoP-Nonce`` for the next proofs to it (§8: until it gives another)."""
-        if nonce := response.headers.get("DPoP-Nonce"):
-            self.dpop_nonces[_origin(response.url)] = nonce
+        remember_dpop_nonce(self.dpop_nonces, response)
 
     def _session(self, redirect_uri: str | None = None) -> OAuth2Session:
         session = OAuth2Session(self.client_id, scope=SCOPE, redirect_uri=redirect_uri, code_challenge_method="S256",

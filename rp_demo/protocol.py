@@ -7,14 +7,19 @@ documents, as an outside integrator would (README, "Integrating a relying party"
 
 import base64
 import hashlib
+import json
+import os
+import secrets
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import requests
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693 §2.1
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
@@ -23,6 +28,16 @@ ALGORITHMS = ["RS256", "ES256"]
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"  # Back-Channel Logout 1.0 §2.4
 # RFC 9449: proofs are signed with an asymmetric key (§4.2); these are the provider's algorithms too.
 DPOP_ALGORITHMS = ["ES256", "RS256", "PS256"]
+
+
+class _ProofRegistry(jws.JWSRegistry):
+    """joserfc bounds a JWS header to 512 bytes, less than a proof carrying a 2048-bit RSA key in
+    ``jwk`` (about 560); a proof's length is bounded by its reader."""
+
+    max_header_length = 8192
+
+
+DPOP_PROOF_REGISTRY = _ProofRegistry(algorithms=DPOP_ALGORITHMS)
 
 
 class ProviderError(Exception):
@@ -184,3 +199,72 @@ def access_token_hash(access_token: str) -> str:
     """RFC 9449 §4.2 ``ath``: base64url (unpadded) SHA-256 of the access token's ASCII bytes."""
     return base64.urlsafe_b64encode(hashlib.sha256(access_token.encode("ascii")).digest()).rstrip(b"=").decode()
 
+
+
+class DPoPKey:
+    """A client's proof-of-possession key (RFC 9449 §4): EC P-256, signing ES256; only its public
+    half leaves, in the ``jwk`` header of each proof."""
+
+    algorithm = "ES256"
+
+    def __init__(self, key: ECKey):
+        self.key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> "DPoPKey":
+        """The key kept in ``path`` (readable only by the user), made there at first use."""
+        path = Path(path)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = ECKey.generate_key("P-256", private=True)
+            try:  # O_EXCL: when two runs race, the second one reads the first one's key
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(descriptor, "w") as handle:
+                    json.dump(key.as_dict(private=True), handle)
+                return cls(key)
+        return cls(ECKey.import_key(json.loads(path.read_text())))
+
+    def thumbprint(self) -> str:
+        """RFC 7638 thumbprint: the ``jkt`` the provider binds our tokens to (RFC 9449 §6.1)."""
+        return self.key.thumbprint()
+
+    def proof(self, method: str, url: str, *, nonce: str | None = None, access_token: str | None = None) -> str:
+        """A fresh DPoP proof JWT (§4.2) for one request; ``ath`` when it carries an access token."""
+        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url.split("?")[0].split("#")[0], "iat": int(time.time())}
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["ath"] = access_token_hash(access_token)
+        header = {"typ": "dpop+jwt", "alg": self.algorithm, "jwk": self.key.as_dict(private=False)}
+        return jwt.encode(header, claims, self.key, algorithms=[self.algorithm])
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def remember_dpop_nonce(nonces: dict[str, str], response: requests.Response) -> None:
+    """Keep each server's latest ``DPoP-Nonce`` (by origin) for the next proofs to it (RFC 9449 §8, §9)."""
+    if nonce := response.headers.get("DPoP-Nonce"):
+        nonces[origin(response.url)] = nonce
+
+
+def dpop_request(method: str, url: str, access_token: str, key: DPoPKey, nonces: dict[str, str], **kwargs: Any) -> requests.Response:
+    """A call with a DPoP-bound access token (RFC 9449 §7.1): ``Authorization: DPoP`` and a proof
+    with ``ath``; once more with the server's nonce on a 401 ``use_dpop_nonce`` (§9)."""
+    def send() -> requests.Response:
+        proof = key.proof(method, url, nonce=nonces.get(origin(url)), access_token=access_token)
+        sent = requests.request(method, url, headers={"Authorization": f"DPoP {access_token}", "DPoP": proof}, timeout=TIMEOUT, **kwargs)
+        remember_dpop_nonce(nonces, sent)
+        return sent
+
+    sent_nonce = nonces.get(origin(url))
+    response = send()
+    asks_nonce = response.status_code == 401 and 'error="use_dpop_nonce"' in response.headers.get("WWW-Authenticate", "")
+    if asks_nonce and nonces.get(origin(url)) not in (None, sent_nonce):
+        response = send()
+    return response

@@ -1,9 +1,14 @@
 """The DSP viewer: the demo web relying party (``python -m rp_demo.viewer``), in French, German or English.
 
-A confidential client on Authlib's Flask integration: discovery, authorization code with PKCE
-(S256) and nonce, the ID token checked against the provider's JWKS, ``iss`` in the response
-(RFC 9207), refresh tokens, RP-initiated logout, and back-channel logout (a session ended at
-the provider ends the visits started in it). Its pages follow the guide's DSP screenshots: the
+A confidential client on Authlib's Flask integration, held to the FAPI 2.0 Security Profile
+(it shows health records): discovery, the authorization request pushed (PAR, RFC 9126) with
+PKCE (S256) and nonce, ``private_key_jwt`` client authentication with the issuer as audience
+(the key ``idp demo seed`` made, ``CLIENT_KEY_FILE``), DPoP-bound tokens (RFC 9449: a key of
+this process signs a proof for every token request and every call, the provider's nonces
+followed; Authlib's client has neither PAR nor DPoP, so those are added here), the ID token
+checked against the provider's JWKS, ``iss`` in the response (RFC 9207), a refresh token kept
+(the profile does not rotate it), RP-initiated logout, and back-channel logout (a session ended
+at the provider ends the visits started in it). Its pages follow the guide's DSP screenshots: the
 record (Synthèse / Ligne de vie / Vue documentaire / Traçabilité) comes from the DSP API, the
 "Assistants" panel from the provider's delegation API, and "Accéder aux autres dossiers
 patient" opens a child's record with a token exchange (RFC 8693).
@@ -22,6 +27,7 @@ process (several would need a shared one, as the provider keeps its state in Red
 """
 
 import argparse
+import json
 import re
 import secrets
 import threading
@@ -29,20 +35,31 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.base_client import MismatchingStateError
 from authlib.integrations.flask_client import OAuth
+from authlib.oauth2.client import DEFAULT_HEADERS
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import Babel, format_datetime, get_locale, gettext as _, lazy_gettext as _l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from werkzeug.serving import run_simple
 
-from .protocol import TIMEOUT, InvalidToken, LogoutTokenValidator, ProviderError, ProviderKeys, discover, token_exchange_parameters
+from .protocol import (TIMEOUT, DPoPKey, InvalidToken, LogoutTokenValidator, ProviderError, ProviderKeys, discover, dpop_request,
+                       origin, remember_dpop_nonce, token_exchange_parameters)
 
 SCOPE = "openid profile offline_access delegations assisted_patients"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # RFC 7523 §2.2
+ASSERTION_LIFETIME = 60  # seconds
+USE_DPOP_NONCE = "use_dpop_nonce"
+# The key ``idp demo seed`` made, in the checkout's instance folder (``--client-key-file``).
+DEFAULT_CLIENT_KEY_FILE = Path(__file__).resolve().parent.parent / "instance" / "dsp-viewer-key.json"
 LANGUAGES = ("fr", "de", "en")
 TABS = {
     "synthese": _l("Synthèse"),
@@ -74,6 +91,22 @@ class SessionExpired(Exception):
 
 class RecordClosed(Exception):
     """The delegation behind the open record ended; carries that record's name."""
+
+
+class AuthorizationRefused(Exception):
+    """The provider refused the pushed authorization request: ``error`` and its description."""
+
+    def __init__(self, error: str, description: str | None):
+        super().__init__(description or error)
+        self.error, self.description = error, description
+
+
+class IssuerAssertion(PrivateKeyJWT):
+    """``private_key_jwt`` for Authlib's token requests, as the FAPI 2.0 Security Profile wants it
+    (:func:`client_assertion`)."""
+
+    def sign(self, auth, token_endpoint):
+        return client_assertion()
 
 
 class Visits:
@@ -131,12 +164,13 @@ class Visits:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """``ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET``, ``PUBLIC_URL`` (this app), ``DSP_API_URL``."""
+    """``ISSUER``, ``CLIENT_ID``, ``CLIENT_KEY_FILE`` (the private JWK it authenticates with, read
+    at the first login), ``PUBLIC_URL`` (this app), ``DSP_API_URL``."""
     app = Flask(__name__, template_folder="templates/viewer", static_folder="static")
     app.config.update(
         ISSUER="http://127.0.0.1:5000",
         CLIENT_ID="dsp-viewer",
-        CLIENT_SECRET="dsp-viewer-demo-secret",
+        CLIENT_KEY_FILE=str(DEFAULT_CLIENT_KEY_FILE),
         PUBLIC_URL="http://127.0.0.1:5001",
         DSP_API_URL="http://127.0.0.1:5002",
         SECRET_KEY=secrets.token_urlsafe(32),
@@ -154,14 +188,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     oauth.register(
         "esante",
         client_id=app.config["CLIENT_ID"],
-        client_secret=app.config["CLIENT_SECRET"],
         server_metadata_url=app.config["ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "token_endpoint_auth_method": "client_secret_basic"},
+        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "token_endpoint_auth_method": "private_key_jwt"},
+        client_auth_methods=[IssuerAssertion()],
+        compliance_fix=lambda client: client.hooks["response"].append(lambda response, *args, **kwargs: _remember_nonce(response)),
     )
-    app.extensions["dsp_viewer"] = {"visits": Visits(), "metadata": None, "logout_tokens": None}
+    app.extensions["dsp_viewer"] = {"visits": Visits(), "metadata": None, "logout_tokens": None, "client_key": None,
+                                    "dpop_key": DPoPKey(ECKey.generate_key("P-256", private=True)), "dpop_nonces": {}}
     app.register_blueprint(blueprint)
     app.register_error_handler(SessionExpired, lambda error: _end_visit_and_login())
     app.register_error_handler(RecordClosed, _record_closed)
+    app.register_error_handler(AuthorizationRefused, lambda error: (render_template(
+        "error.html", error=error.error, description=error.description), 400))
     app.register_error_handler(CSRFError, lambda error: (render_template(
         "error.html", title=_("Formulaire expiré"), error="csrf", description=_("Le formulaire a expiré : veuillez réessayer.")), 400))
     app.register_error_handler(requests.RequestException, _service_unavailable)
@@ -213,6 +251,88 @@ def _visits() -> Visits:
     return current_app.extensions["dsp_viewer"]["visits"]
 
 
+def _client_key() -> ECKey:
+    """The private key of ``private_key_jwt``, read once from ``CLIENT_KEY_FILE``."""
+    state = current_app.extensions["dsp_viewer"]
+    if state["client_key"] is None:
+        path = Path(current_app.config["CLIENT_KEY_FILE"])
+        try:
+            state["client_key"] = ECKey.import_key(json.loads(path.read_text()))
+        except (OSError, ValueError, JoseError) as error:
+            raise ProviderError(f"the client key {path} is unusable ({error}): run `idp demo seed`") from None
+    return state["client_key"]
+
+
+def client_assertion() -> str:
+    """``private_key_jwt`` (OpenID Connect Core §9, RFC 7523 §2.2) as FAPI 2.0 §5.3.3.1 wants it:
+    the issuer identifier, a string, as ``aud``; ES256 (§5.4.1); short-lived, a fresh ``jti``."""
+    key = _client_key()
+    return private_key_jwt_sign(key, client_id=current_app.config["CLIENT_ID"], token_endpoint=_metadata()["issuer"], alg="ES256",
+                                header={"kid": key.kid}, expires_in=ASSERTION_LIFETIME)
+
+
+def _authentication() -> dict[str, str]:
+    return {"client_id": current_app.config["CLIENT_ID"], "client_assertion_type": ASSERTION_TYPE, "client_assertion": client_assertion()}
+
+
+def _dpop_key() -> DPoPKey:
+    return current_app.extensions["dsp_viewer"]["dpop_key"]
+
+
+def _dpop_nonces() -> dict[str, str]:
+    return current_app.extensions["dsp_viewer"]["dpop_nonces"]
+
+
+def _remember_nonce(response: requests.Response) -> None:
+    remember_dpop_nonce(_dpop_nonces(), response)
+
+
+def _proof(url: str) -> str:
+    """A DPoP proof for a POST to the provider (RFC 9449 §4.2), with its latest nonce (§8)."""
+    return _dpop_key().proof("POST", url, nonce=_dpop_nonces().get(origin(url)))
+
+
+def _push(parameters: dict[str, str]) -> str:
+    """RFC 9126 §2: the authorization request, authenticated and with a DPoP proof that binds the
+    code to our key (RFC 9449 §10.1); once more with the provider's nonce if it asks (§8).
+    Returns the ``request_uri``."""
+    url = _metadata()["pushed_authorization_request_endpoint"]
+    sent_nonce = _dpop_nonces().get(origin(url))
+    status, answer = _post_pushed_request(url, parameters)
+    if answer.get("error") == USE_DPOP_NONCE and _dpop_nonces().get(origin(url)) not in (None, sent_nonce):
+        status, answer = _post_pushed_request(url, parameters)
+    if status != 201 or not isinstance(answer.get("request_uri"), str):
+        raise AuthorizationRefused(answer.get("error") or "invalid_response", answer.get("error_description"))
+    return answer["request_uri"]
+
+
+def _post_pushed_request(url: str, parameters: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    response = requests.post(url, data={**parameters, **_authentication()}, headers={"DPoP": _proof(url)}, timeout=TIMEOUT)
+    _remember_nonce(response)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    return response.status_code, answer if isinstance(answer, dict) else {}
+
+
+def _token_request(**parameters: Any) -> dict[str, Any]:
+    """A token request through Authlib (``private_key_jwt``) with a DPoP proof (RFC 9449 §5); once
+    more with the provider's nonce when it answers ``use_dpop_nonce`` (§8). The tokens must come
+    back DPoP-bound: FAPI 2.0 allows no bearer token."""
+    url = _metadata()["token_endpoint"]
+    sent_nonce = _dpop_nonces().get(origin(url))
+    try:
+        token = _client().fetch_access_token(headers={**DEFAULT_HEADERS, "DPoP": _proof(url)}, **parameters)
+    except AuthlibBaseError as error:
+        if error.error != USE_DPOP_NONCE or _dpop_nonces().get(origin(url)) in (None, sent_nonce):
+            raise
+        token = _client().fetch_access_token(headers={**DEFAULT_HEADERS, "DPoP": _proof(url)}, **parameters)
+    if str(token.get("token_type", "")).lower() != "dpop":
+        raise ProviderError("the provider did not bind the tokens to our DPoP key")
+    return token
+
+
 def _logout_tokens() -> LogoutTokenValidator:
     """Checks logout tokens against the provider's published keys."""
     state = current_app.extensions["dsp_viewer"]
@@ -235,12 +355,13 @@ def _own_token(visit: dict[str, Any]) -> str:
     """The patient's access token, renewed with the refresh token when it is about to expire."""
     if _expiring(visit["token"]):
         try:
-            renewed = _client().fetch_access_token(grant_type="refresh_token", refresh_token=visit["token"]["refresh_token"])
+            renewed = _token_request(grant_type="refresh_token", refresh_token=visit["token"]["refresh_token"])
         except (AuthlibBaseError, KeyError, requests.RequestException) as error:
             current_app.logger.info("refresh failed: %s", error)
             raise SessionExpired() from None
         visit["id_token"] = renewed.get("id_token") or visit["id_token"]
-        visit["token"] = renewed
+        # FAPI 2.0 §5.3.2.1: the refresh token is not rotated; keep ours when none comes back.
+        visit["token"] = {**renewed, "refresh_token": renewed.get("refresh_token") or visit["token"]["refresh_token"]}
     return visit["token"]["access_token"]
 
 
@@ -271,19 +392,28 @@ def _exchange(visit: dict[str, Any], patient_sub: str) -> dict[str, Any]:
     """
     parameters = token_exchange_parameters(_own_token(visit), patient_sub)
     # scope="" keeps Authlib from adding the login's scope: the provider picks the delegated one.
-    return _client().fetch_access_token(**parameters, scope="")
+    return _token_request(**parameters, scope="")
 
 
 def _userinfo(visit: dict[str, Any]) -> dict[str, Any]:
     """Fresh claims: ``assisted_patients`` changes whenever someone adds or removes us."""
-    claims = _client().userinfo(token={"access_token": _own_token(visit), "token_type": "Bearer"})
-    if claims.get("sub") != visit["user"]["sub"]:  # Core §5.3.2
+    return _claims_of(_own_token(visit), visit["user"]["sub"])
+
+
+def _claims_of(access_token: str, subject: str) -> dict[str, Any]:
+    """Userinfo (OpenID Connect Core §5.3) with a DPoP-bound token; it must name ``subject`` (§5.3.2)."""
+    response = _call("GET", _metadata()["userinfo_endpoint"], access_token)
+    if response.status_code != 200:
+        raise ProviderError(f"userinfo answered {response.status_code}")
+    claims = response.json()
+    if claims.get("sub") != subject:
         raise ProviderError("userinfo names another patient")
-    return dict(claims)
+    return claims
 
 
 def _call(method: str, url: str, token: str, **kwargs) -> requests.Response:
-    return requests.request(method, url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT, **kwargs)
+    """A call to the DSP API or the provider with our DPoP-bound token (RFC 9449 §7.1)."""
+    return dpop_request(method, url, token, _dpop_key(), _dpop_nonces(), **kwargs)
 
 
 def _delegations_url(*path: str) -> str:
@@ -354,11 +484,17 @@ def home():
 
 @blueprint.get("/login")
 def login():
-    """``max_age``: a fresh login asked by the provider's step-up challenge (RFC 9470 §4)."""
-    _metadata()
+    """FAPI 2.0 §5.3.3.2: the request is pushed; the browser carries only ``client_id`` and
+    ``request_uri``. ``max_age``: a fresh login asked by the provider's step-up challenge (RFC 9470 §4)."""
+    metadata = _metadata()
     max_age = request.args.get("max_age", type=int)
     extra = {"max_age": max_age} if max_age is not None else {}
-    return _client().authorize_redirect(current_app.config["PUBLIC_URL"].rstrip("/") + "/callback", ui_locales=str(get_locale()), **extra)
+    redirect_uri = current_app.config["PUBLIC_URL"].rstrip("/") + "/callback"
+    prepared = _client().create_authorization_url(redirect_uri, ui_locales=str(get_locale()), **extra)  # state, nonce, PKCE verifier
+    request_uri = _push(dict(parse_qsl(urlsplit(prepared["url"]).query)))
+    _client().save_authorize_data(redirect_uri=redirect_uri, **prepared)
+    return redirect(metadata["authorization_endpoint"] + "?" + urlencode({"client_id": current_app.config["CLIENT_ID"],
+                                                                          "request_uri": request_uri}))
 
 
 @blueprint.get("/callback")
@@ -370,24 +506,34 @@ def callback():
     if metadata.get("authorization_response_iss_parameter_supported") and request.args.get("iss") != metadata["issuer"]:
         return render_template("error.html", error="invalid_issuer", description=_("Réponse d'un autre émetteur.")), 400
     try:
-        token = _client().authorize_access_token()
+        token, identity = _redeem(request.args.get("code"), request.args.get("state"))
     except AuthlibBaseError as error:
         return render_template("error.html", error=error.error or "invalid_response", description=error.description or None), 400
     except JoseError as error:  # the ID token's signature or claims (Core §3.1.3.7)
         current_app.logger.warning("ID token refused: %s", error)
         return render_template("error.html", error="invalid_id_token", description=_("Jeton d'identité invalide.")), 400
-    if "userinfo" not in token:  # Authlib sets it once the ID token is verified
+    if identity is None:
         return render_template("error.html", error="invalid_response", description=_("Aucun jeton d'identité reçu.")), 400
-    identity = dict(token.pop("userinfo"))
     visit = {"token": token, "id_token": token["id_token"], "user": {"sub": identity["sub"]}, "sid": identity.get("sid"),
              "record": None}
-    claims = _client().userinfo(token=token)
-    if claims.get("sub") != identity["sub"]:
-        raise ProviderError("userinfo names another patient")
+    claims = _claims_of(token["access_token"], identity["sub"])
     visit["user"].update(name=claims.get("name"), birthdate=claims.get("birthdate"), locale=claims.get("locale"))
     _visits().end(session.pop("visit", None))
     session["visit"] = _visits().start(visit)
     return redirect(url_for("viewer.record"))
+
+
+def _redeem(code: str | None, state: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The code for tokens (Authlib's ``authorize_access_token``, with :func:`_token_request`'s DPoP
+    proof and nonce retry), and the ID token's verified claims (None without an ID token)."""
+    esante = _client()
+    state_data = esante.framework.get_state_data(session, state)
+    esante.framework.clear_state_data(session, state)
+    if state_data is None:
+        raise MismatchingStateError()
+    token = _token_request(code=code, state=state, redirect_uri=state_data["redirect_uri"], code_verifier=state_data["code_verifier"])
+    identity = esante.parse_id_token(token, nonce=state_data["nonce"]) if "id_token" in token else None
+    return token, dict(identity) if identity else None
 
 
 @blueprint.get("/dossier")
@@ -468,9 +614,7 @@ def open_record():
         current_app.logger.info("token exchange refused: %s", error)
         flash(_("L'accès à ce dossier a été refusé par eSanté."), "error")
         return redirect(url_for("viewer.records"))
-    claims = _client().userinfo(token={"access_token": token["access_token"], "token_type": "Bearer"})
-    if claims.get("sub") != wanted:  # Core §5.3.2: the profile must be the record's
-        raise ProviderError("userinfo names another patient")
+    claims = _claims_of(token["access_token"], wanted)  # Core §5.3.2: the profile must be the record's
     visit["record"] = {"sub": wanted, "name": claims.get("name") or patient.get("name"),
                        "birthdate": claims.get("birthdate"), "token": token}
     return redirect(url_for("viewer.record"))
@@ -486,8 +630,8 @@ def logout():
     refresh_token = visit["token"].get("refresh_token")
     if refresh_token and metadata.get("revocation_endpoint"):
         try:
-            requests.post(metadata["revocation_endpoint"], data={"token": refresh_token, "token_type_hint": "refresh_token"},
-                          auth=(current_app.config["CLIENT_ID"], current_app.config["CLIENT_SECRET"]), timeout=TIMEOUT)
+            requests.post(metadata["revocation_endpoint"], data={"token": refresh_token, "token_type_hint": "refresh_token",
+                                                                 **_authentication()}, timeout=TIMEOUT)
         except requests.RequestException as error:
             current_app.logger.warning("refresh token not revoked: %s", error)
     return _client().logout_redirect(post_logout_redirect_uri=current_app.config["PUBLIC_URL"].rstrip("/") + "/",
@@ -581,11 +725,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--issuer", default="http://127.0.0.1:5000")
     parser.add_argument("--client-id", default="dsp-viewer")
-    parser.add_argument("--client-secret", default="dsp-viewer-demo-secret")
+    parser.add_argument("--client-key-file", default=str(DEFAULT_CLIENT_KEY_FILE),
+                        help="the private JWK of private_key_jwt (idp demo seed makes it in the provider's instance folder)")
     parser.add_argument("--dsp-api", default="http://127.0.0.1:5002", help="the DSP API's URL (also its audience)")
     arguments = parser.parse_args(argv)
     app = create_app({
-        "ISSUER": arguments.issuer, "CLIENT_ID": arguments.client_id, "CLIENT_SECRET": arguments.client_secret,
+        "ISSUER": arguments.issuer, "CLIENT_ID": arguments.client_id, "CLIENT_KEY_FILE": arguments.client_key_file,
         "PUBLIC_URL": f"http://{arguments.host}:{arguments.port}", "DSP_API_URL": arguments.dsp_api,
     })
     run_simple(arguments.host, arguments.port, app, threaded=True)

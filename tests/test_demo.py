@@ -1,14 +1,19 @@
 """``idp demo seed``: the demo patients and relying parties ``make run`` shows, created once."""
 
 import json
+import stat
 from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 
 from idp import account as accounts, activation_letter, client as clients, clock, credential, matricule
 from idp.extensions import db
-from tests.conftest import Patient, authorization_url, pkce_pair, query_of
+from tests.conftest import Patient, pkce_pair, query_of
+from tests.oauth.test_fapi2_profile import FapiClient
 
 
 def seed(runner, *options: str) -> dict:
@@ -43,26 +48,33 @@ def test_seed_imports_the_demo_family_and_another_adult(runner):
         assert activation_letter.check(account.matricule, printed[name]["activation_code"]) == (account, activation_letter.current_letter(account))
 
 
-def test_seed_registers_the_demo_relying_parties(runner):
+def test_seed_registers_the_demo_relying_parties(app, runner):
     report = seed(runner)
     viewer, mydsp = clients.get("dsp-viewer"), clients.get("mydsp")
-    assert viewer.first_party and viewer.token_endpoint_auth_method == "client_secret_basic"
+    assert viewer.first_party and viewer.token_endpoint_auth_method == "private_key_jwt" and viewer.security_profile == "fapi2"
     assert viewer.redirect_uris == ["http://127.0.0.1:5001/callback"]
     assert viewer.post_logout_redirect_uris == ["http://127.0.0.1:5001/"]
     assert viewer.scope == "openid profile email phone offline_access matricule delegations assisted_patients"
-    assert viewer.check_client_secret("dsp-viewer-demo-secret")
-    assert report["clients"][0]["client_secret"] == "dsp-viewer-demo-secret"
+    key_file = Path(report["clients"][0]["client_key_file"])
+    assert key_file == Path(app.instance_path) / "dsp-viewer-key.json" and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    private = ECKey.import_key(json.loads(key_file.read_text()))
+    assert viewer.jwks["keys"][0]["kid"] == private.kid and viewer.jwks["keys"][0]["x"] == private.as_dict()["x"]
+    assert "d" not in viewer.jwks["keys"][0], "only the public half is registered"
     assert mydsp.is_public and mydsp.client_metadata["application_type"] == "native"
     assert mydsp.redirect_uris == ["http://127.0.0.1/callback"] and mydsp.scope == "openid profile offline_access delegations assisted_patients"
     assert mydsp.check_redirect_uri("http://127.0.0.1:61234/callback"), "a native app may use any loopback port"
-    assert "client_secret" not in report["clients"][1]
+    assert "client_key_file" not in report["clients"][1]
 
 
-@pytest.mark.settings(DEMO_DSP_VIEWER_SECRET="another-demo-secret")
-def test_the_dsp_viewer_secret_comes_from_the_settings(runner):
-    assert seed(runner)["clients"][0]["client_secret"] == "another-demo-secret"
-    assert clients.get("dsp-viewer").check_client_secret("another-demo-secret")
-    assert not clients.get("dsp-viewer").check_client_secret("dsp-viewer-demo-secret")
+def test_the_viewers_key_is_made_once_and_an_earlier_secret_registration_is_brought_to_fapi2(runner):
+    clients.create(client_id="dsp-viewer", name="DSP viewer (demo)", redirect_uris=["http://127.0.0.1:5001/callback"])
+    db.session.commit()
+    first = seed(runner)["clients"][0]
+    viewer = clients.get("dsp-viewer")
+    assert viewer.security_profile == "fapi2" and viewer.client_secret_hash is None
+    key = Path(first["client_key_file"]).read_text()
+    seed(runner)
+    assert Path(first["client_key_file"]).read_text() == key
 
 
 def test_seed_is_idempotent_and_keeps_the_letters_it_issued(runner):
@@ -124,21 +136,30 @@ def test_the_printed_password_works_again_after_the_parent_changed_it(runner, pa
     assert patients.submit_password(Patient(hector, printed["password"])).status_code == 303
 
 
-def test_the_dsp_viewer_gets_tokens_for_the_demo_parent(runner, patients, client):
+def test_the_dsp_viewer_gets_tokens_for_the_demo_parent_with_its_key(runner, patients, client):
+    """The FAPI 2.0 way (idp/oauth/fapi2_profile.py): pushed, private_key_jwt with the seed's key, DPoP."""
     report = seed(runner)
     printed, viewer = by_name(report)["Hector Doe"], report["clients"][0]
+    key = ECKey.import_key(json.loads(Path(viewer["client_key_file"]).read_text()))
+    dsp = FapiClient(clients.get("dsp-viewer"), key, ECKey.generate_key("P-256", private=True))
     verifier, challenge = pkce_pair()
     callback = "http://127.0.0.1:5001/callback"
-    started = client.get(authorization_url("dsp-viewer", callback, challenge, scope="openid profile matricule"))
+    pushed = client.post("/par", data={"response_type": "code", "redirect_uri": callback, "scope": "openid profile matricule",
+                                       "nonce": "n-demo", "code_challenge": challenge, "code_challenge_method": "S256",
+                                       **dsp.authentication()})
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    started = client.get("/authorize?" + urlencode({"client_id": "dsp-viewer", "request_uri": pushed.get_json()["request_uri"]}))
     hector = Patient(accounts.find_by_matricule(printed["matricule"]), printed["password"])
     done = patients.login(hector, next_url=query_of(started.headers["Location"])["next"])
     answer = query_of(client.get(done.headers["Location"]).headers["Location"])
     token = client.post("/token", data={
         "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": callback, "code_verifier": verifier,
-    }, auth=("dsp-viewer", viewer["client_secret"]))
+        **dsp.authentication()}, headers={"DPoP": dsp.proof("http://127.0.0.1:5000/token")})
     assert token.status_code == 200, token.get_data(as_text=True)
-    info = client.get("/userinfo", headers={"Authorization": "Bearer " + token.get_json()["access_token"]}).get_json()
-    assert (info["given_name"], info["matricule"]) == ("Hector", printed["matricule"])
+    access_token = token.get_json()["access_token"]
+    info = client.get("/userinfo", headers={"Authorization": "DPoP " + access_token,
+                                            "DPoP": dsp.proof("http://127.0.0.1:5000/userinfo", "GET", access_token=access_token)})
+    assert (info.get_json()["given_name"], info.get_json()["matricule"]) == ("Hector", printed["matricule"])
 
 
 @pytest.mark.settings(ISSUER="https://idp.esante.lu")

@@ -125,6 +125,17 @@ def test_one_time_codes_live_at_most_ten_minutes(instance, monkeypatch, seconds,
             create_app({"TESTING": True})
 
 
+@pytest.mark.parametrize("seconds, accepted", [(599, True), (600, False), (0, False)])
+def test_a_pushed_request_uri_lives_less_than_ten_minutes(instance, monkeypatch, seconds, accepted):
+    """FAPI 2.0 §5.3.2.2: ``request_uri`` values with ``expires_in`` under 600 s (RFC 9126 §2.2: short-lived)."""
+    monkeypatch.setenv("IDP_FEATURES__par__ttl", str(seconds))
+    if accepted:
+        assert create_app({"TESTING": True}).config["FEATURES"]["par"]["ttl"] == 599
+    else:
+        with pytest.raises(settings.InvalidSettings, match="ttl"):
+            create_app({"TESTING": True})
+
+
 @pytest.mark.parametrize(
     "issuer",
     ["http://idp.esante.lu", "https://idp.esante.lu/?tenant=1", "https://idp.esante.lu/#top", "idp.esante.lu"],

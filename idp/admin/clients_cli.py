@@ -22,6 +22,7 @@ clients_cli = AppGroup("clients", help="Relying parties and machine clients.")
 DEFAULT_SCOPE = "openid profile email phone offline_access"
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
 ACTOR = "cli"
+NO_PROFILE = "none"
 
 
 @contextmanager
@@ -69,6 +70,7 @@ def _describe(document: dict) -> str:
                 "subject_type", "first_party"):
         value = document[key]
         lines.append(f"  {key}: {' '.join(value) if isinstance(value, list) else value}")
+    lines.append(f"  security_profile: {document.get('security_profile') or NO_PROFILE}")
     return "\n".join(lines)
 
 
@@ -92,6 +94,9 @@ def _metadata_options(for_update: bool) -> Callable[[Callable[..., Any]], Callab
                      help="First-party clients skip the consent page and get public subjects by default."),
         click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default=None,
                      help="Subject identifier type (OpenID Connect Core §8; default pairwise for third parties)."),
+        click.option("--profile", metavar="PROFILE", default=None,
+                     help="Security profile the client is held to: fapi2 (FAPI 2.0: PAR, PKCE, private_key_jwt with "
+                          "--jwks-file, DPoP), or none" + ("" if for_update else " (the default)") + "."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
     ]
 
@@ -107,7 +112,7 @@ def _metadata_options(for_update: bool) -> Callable[[Callable[..., Any]], Callab
 @_metadata_options(for_update=False)
 def create_command(name: str, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...], public: bool,
                    scope: str, grant_types: tuple[str, ...], auth_method: str | None, jwks_file: str | None,
-                   first_party: bool, subject_type: str | None, as_json: bool) -> None:
+                   first_party: bool, subject_type: str | None, profile: str | None, as_json: bool) -> None:
     """Register a client and print its secret, which is shown only this once."""
     method = _resolve_auth_method(public, auth_method) or "client_secret_basic"
     jwks = _read_jwks(jwks_file)
@@ -122,6 +127,7 @@ def create_command(name: str, redirect_uris: tuple[str, ...], post_logout_redire
             first_party=first_party,
             subject_type=subject_type,
             jwks=jwks,
+            security_profile=None if profile in (None, NO_PROFILE) else profile,
             actor=ACTOR,
         )
     emit({"client_id": client.client_id, "client_secret": secret, **clients.public_view(client)}, as_json, _describe)
@@ -149,7 +155,8 @@ def show_command(client_id: str, as_json: bool) -> None:
 @_metadata_options(for_update=True)
 def update_command(client_id: str, name: str | None, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...],
                    public: bool, scope: str | None, grant_types: tuple[str, ...], auth_method: str | None,
-                   jwks_file: str | None, first_party: bool | None, subject_type: str | None, as_json: bool) -> None:
+                   jwks_file: str | None, first_party: bool | None, subject_type: str | None, profile: str | None,
+                   as_json: bool) -> None:
     """Change the options given; the others keep their value."""
     client = _existing(client_id)
     given = {
@@ -164,6 +171,8 @@ def update_command(client_id: str, name: str | None, redirect_uris: tuple[str, .
         "subject_type": subject_type,
     }
     changes = {key: value for key, value in given.items() if value is not None}
+    if profile is not None:
+        changes["security_profile"] = None if profile == NO_PROFILE else profile
     if not changes:
         raise click.UsageError("nothing to change: give at least one option")
     with _one_transaction():

@@ -86,6 +86,10 @@ class ClientForm(FlaskForm):
         SelectChoice("public", _l("Public (le même pour tous les services)")),
         SelectChoice("pairwise", _l("Par secteur (pairwise)")),
     ])
+    security_profile = SelectField(_l("Profil de sécurité"), default="", choices=[
+        SelectChoice("", _l("Aucun")),
+        SelectChoice("fapi2", _l("FAPI 2.0 (requêtes poussées, DPoP, private_key_jwt)")),
+    ])
 
     def registry_fields(self) -> dict:
         """The form's values as arguments of :func:`idp.client.create` / :func:`idp.client.update`."""
@@ -99,6 +103,7 @@ class ClientForm(FlaskForm):
             "jwks": json.loads(self.jwks.data) if (self.jwks.data or "").strip() else None,
             "first_party": bool(self.first_party.data),
             "subject_type": self.subject_type.data or None,
+            "security_profile": self.security_profile.data or None,
         }
 
     def fill_from(self, client: clients.Client) -> None:
@@ -111,3 +116,4 @@ class ClientForm(FlaskForm):
         self.jwks.data = json.dumps(client.jwks, indent=2) if client.jwks else ""
         self.first_party.data = client.first_party
         self.subject_type.data = client.subject_type
+        self.security_profile.data = client.security_profile or ""

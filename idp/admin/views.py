@@ -145,6 +145,7 @@ def _current_fields(client: clients.Client) -> dict:
         "jwks": client.jwks,
         "first_party": client.first_party,
         "subject_type": client.subject_type,
+        "security_profile": client.security_profile,
     }
 
 

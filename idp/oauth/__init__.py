@@ -3,7 +3,8 @@
 ``rfc6749_grants`` (the grants and /token), ``rfc7636_pkce``, ``rfc7523_client_auth``,
 ``rfc7009_revocation``, ``rfc6750_bearer`` (the token validator of ``require_oauth``),
 ``oidc_userinfo``, ``authorize`` with ``oidc_request_checks`` and ``responses``, ``logout``,
-``discovery``; and the optional features of ``FEATURES`` (``config/default.py``):
+``discovery``; ``fapi2_profile``, the rules of the clients registered with the FAPI 2.0
+Security Profile; and the optional features of ``FEATURES`` (``config/default.py``):
 ``rfc9126_par``, ``rfc9449_dpop``, ``rfc8693_token_exchange``, ``rfc7662_introspection``,
 ``rfc7591_registration``, the client credentials grant, and back-channel logout (which lives
 beside the SSO sessions, :mod:`idp.backchannel_logout`). :func:`init_app` registers what the
@@ -19,14 +20,16 @@ def init_app(app: Flask) -> None:
     endpoints, extensions and routes the ``FEATURES`` table enables."""
     from .. import client as clients
     from ..extensions import authorization, require_oauth
-    from . import (authorize, discovery, errors, logout, oidc_userinfo, rfc6749_grants, rfc7009_revocation,  # noqa: F401  (routes)
-                   rfc7523_client_auth, rfc7591_registration, rfc7636_pkce, rfc7662_introspection, rfc8693_token_exchange,
+    from . import (authorize, discovery, errors, fapi2_profile, logout, oidc_userinfo, rfc6749_grants,  # noqa: F401  (routes)
+                   rfc7009_revocation, rfc7523_client_auth, rfc7591_registration, rfc7636_pkce, rfc7662_introspection, rfc8693_token_exchange,
                    rfc9126_par, rfc9449_dpop)
     from .rfc6750_bearer import AccessTokenValidator
     from .routes import blueprint
 
     features = app.config["FEATURES"]
-    token_extensions = [rfc9449_dpop.DPoPBinding()] if features["dpop"]["enabled"] else []
+    # The DPoP extension first: the profile's rules read the key it proved.
+    token_extensions = [*([rfc9449_dpop.DPoPBinding()] if features["dpop"]["enabled"] else []), fapi2_profile.TokenRules()]
+    clients.SECURITY_PROFILES[fapi2_profile.NAME] = fapi2_profile.check_registration
 
     # One app per process in production; tests build many in turn, each with its own FEATURES,
     # so the registries of the two (unbound) objects start afresh with each app.

@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError
 from .. import account as accounts, assurance, audit, claims, clock, consent, delegation as delegations, pushed_request, sso_session
 from .. import subject, token as tokens
 from ..extensions import authorization, csrf, db
-from . import responses, rfc9126_par
+from . import fapi2_profile, responses, rfc9126_par
 from .errors import UnmetAuthenticationRequirements
 from .oidc_request_checks import check_openid_request
 from .rfc6749_grants import EndUser
@@ -50,6 +50,7 @@ def authorize():
         if pushed is None and rfc9126_par.required_for(client):
             raise InvalidRequestError("This client must use a pushed authorization request (RFC 9126).")
         check_openid_request(params, client, grant.request.scope)
+        fapi2_profile.check_authorization_request(client, pushed=pushed is not None)
     except OAuth2Error as error:
         error.redirect_uri = redirect_uri
         return _error_response(error, params, response_mode)

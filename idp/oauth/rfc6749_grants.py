@@ -17,7 +17,7 @@ from flask import current_app
 from .. import account as accounts, claims, client as clients, delegation as delegations, signing_key
 from .. import token as tokens
 from ..extensions import authorization, csrf, db, limiter
-from . import rfc9449_dpop
+from . import fapi2_profile, rfc9449_dpop
 from .routes import blueprint
 from .rfc7523_client_auth import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
@@ -136,7 +136,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         super().validate_token_request()
 
     def authenticate_refresh_token(self, refresh_token):
-        return tokens.claim_refresh_token(refresh_token)
+        """Claimed for one rotation; kept as it is for a client whose profile forbids rotation."""
+        if fapi2_profile.rotates_refresh_tokens(self.request.client):
+            return tokens.claim_refresh_token(refresh_token)
+        return tokens.reuse_refresh_token(refresh_token)
 
     def authenticate_user(self, refresh_token):
         return end_user_of(refresh_token.account_id, refresh_token.context, refresh_token.delegation_id)
@@ -160,7 +163,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             grant_type=self.GRANT_TYPE,
             context=family.context,
             family=family,
-            include_refresh_token=True,
+            include_refresh_token=fapi2_profile.rotates_refresh_tokens(self.request.client),
             delegation=end_user.delegation,
             actors=actors,
             dpop_jkt=proven_key(self.request),

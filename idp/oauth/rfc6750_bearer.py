@@ -17,6 +17,7 @@ from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6749 import TokenValidator
 
 from .. import token as tokens
+from . import fapi2_profile
 from .errors import ProtectedResourceError
 from .rfc9449_dpop import check_presentation
 
@@ -48,6 +49,7 @@ class AccessTokenValidator(TokenValidator):
         if use is None or use.account is None or not use.account.is_active or use.client is None:
             raise ProtectedResourceError("invalid_token", "The access token is invalid, expired or revoked.")
         check_presentation(use.token.dpop_jkt, token.scheme, token.value)
+        fapi2_profile.check_protected_resource_request(use.client)
         if self.scope_insufficient(use.token.scope, scopes):
             required = " ".join(scopes)
             raise ProtectedResourceError("insufficient_scope", f"The access token lacks the {required} scope.", 403, scope=required)

@@ -21,6 +21,7 @@ from joserfc.jwk import KeySet
 
 from .. import client as clients, clock, replay_cache
 from ..extensions import db
+from . import fapi2_profile
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -62,6 +63,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             # value), and characters RFC 6749 §5.2 forbids there made Authlib fail with a 500.
             raise InvalidClientError(description="The client assertion is not valid.") from error
         self.verify_claims(token.claims)
+        fapi2_profile.check_client_assertion(clients.get_for_protocol(token.claims["sub"]), token.header, token.claims)
         return token.claims
 
     def resolve_client_public_key(self, client):

@@ -6,7 +6,9 @@ Registration is open only to holders of a single-use initial access token issued
 (``idp clients initial-token``, RFC 7591 §3). Clients registered here are third parties: never
 first party, pairwise subjects unless they ask otherwise. Each gets a registration access token
 to read, replace or delete its own registration. Validation is the client registry's
-(:mod:`idp.client`); this module only translates between JSON and the registry.
+(:mod:`idp.client`); this module only translates between JSON and the registry. A client asks
+for the FAPI 2.0 Security Profile with ``"security_profile": "fapi2"`` (this server's metadata
+name, :mod:`idp.oauth.fapi2_profile`); the answer shows what the profile implies.
 ``FEATURES["dynamic_registration"]`` turns it on or off.
 """
 
@@ -112,6 +114,8 @@ def requested_metadata(body: dict) -> dict:
             metadata[name] = value
     if (contacts := _string_list(body, "contacts")) is not None:
         metadata["contacts"] = contacts
+    if (profile := _string(body, "security_profile")) is not None:
+        metadata["security_profile"] = profile
     metadata.update(_backchannel_logout(body))
     for flag in BOOLEAN_FLAGS:
         if (value := body.get(flag)) is not None:
@@ -159,6 +163,7 @@ def _registry_arguments(metadata: dict) -> dict:
         "auth_method": metadata["token_endpoint_auth_method"],
         "subject_type": metadata["subject_type"],
         "jwks": metadata.get("jwks"),
+        "security_profile": metadata.get("security_profile"),
         "extra_metadata": {name: metadata[name] for name in (*DISPLAY_URIS, *DESCRIPTIVE_STRINGS, "contacts", *BACKCHANNEL_LOGOUT,
                                                                    *BOOLEAN_FLAGS)
                            if name in metadata},

@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, request, session
 
 from .. import client as clients, pushed_request
 from ..extensions import authorization, csrf, db, limiter
-from . import errors, rfc9449_dpop
+from . import errors, fapi2_profile, rfc9449_dpop
 from .oidc_request_checks import check_openid_request
 from .rfc7523_client_auth import ALL_AUTH_METHODS
 
@@ -83,6 +83,7 @@ def pushed_authorization_request():
         grant = authorization.get_authorization_grant(as_oauth_request(parameters))
         grant.validate_authorization_request()
         check_openid_request(parameters, client, grant.request.scope)
+        fapi2_profile.check_pushed_request(client, parameters)
     except OAuth2Error as error:
         db.session.rollback()
         return _error_response(error)

@@ -34,6 +34,17 @@ SIGNING_ALGORITHMS = ["ES256", "RS256", "PS256"]
 MAX_PROOF_LENGTH = 8192
 
 
+class _ProofRegistry(jws.JWSRegistry):
+    """joserfc bounds a JWS header to 512 bytes, less than a proof carrying a 2048-bit RSA key in
+    ``jwk`` (about 560): every proof by the RSA algorithms advertised (§5.1) was refused. The
+    proof as a whole stays bounded by ``MAX_PROOF_LENGTH``."""
+
+    max_header_length = MAX_PROOF_LENGTH
+
+
+PROOF_REGISTRY = _ProofRegistry(algorithms=SIGNING_ALGORITHMS)
+
+
 def _options() -> dict:
     return current_app.config["FEATURES"]["dpop"]
 
@@ -84,7 +95,7 @@ def verify_proof(values: list[str], method: str, url: str, access_token: str | N
         key = jwk.import_key(header["jwk"])
         if key.is_private or key.key_type == "oct":
             raise InvalidDPoPProof("The DPoP proof key must be a public asymmetric key.")
-        claims = json.loads(jws.deserialize_compact(proof, key, algorithms=SIGNING_ALGORITHMS).payload)
+        claims = json.loads(jws.deserialize_compact(proof, key, registry=PROOF_REGISTRY).payload)
     except InvalidDPoPProof:
         raise
     except (JoseError, ValueError, TypeError, UnicodeDecodeError, IndexError):

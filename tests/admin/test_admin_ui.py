@@ -213,6 +213,30 @@ def test_invalid_client_is_refused_with_a_message_and_nothing_written(client, ad
     assert events(audit.Event.CLIENT_CREATED) == []
 
 
+FAPI_JWKS = ('{"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", '
+             '"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}')
+
+
+def test_create_a_fapi2_client_and_take_it_out_of_the_profile(client, admin):
+    """The "Profil de sécurité" field: FAPI 2.0 (idp.oauth.fapi2_profile), or none."""
+    admin.login()
+    refused = admin.create_client(security_profile="fapi2")
+    assert refused.status_code == 400 and "private_key_jwt" in refused.get_data(as_text=True)
+    assert client_count() == 0
+    created = admin.create_client(security_profile="fapi2", auth_method="private_key_jwt", jwks=FAPI_JWKS)
+    assert created.status_code == 200
+    registered = clients.all_clients()[0]
+    assert registered.security_profile == "fapi2" and registered.extra_metadata["dpop_bound_access_tokens"] is True
+    url = f"/admin/clients/{registered.client_id}"
+    assert '<option selected value="fapi2">' in client.get(url).get_data(as_text=True)
+    left = admin.post(url, {**NEW_CLIENT, "auth_method": "private_key_jwt", "jwks": FAPI_JWKS, "subject_type": "pairwise",
+                            "security_profile": ""}, form_page=url)
+    assert left.status_code == 303
+    db.session.expire_all()
+    assert clients.get(registered.client_id).security_profile is None
+    assert events(audit.Event.CLIENT_UPDATED)[0].details["fields"] == ["security_profile"]
+
+
 def test_edit_client_changes_and_audits_only_what_changed(client, admin):
     admin.login()
     admin.create_client()

@@ -79,6 +79,27 @@ def test_create_private_key_jwt_client_reads_the_jwks_file(runner, tmp_path):
     assert document["client_secret"] is None and document["jwks"] == jwks
 
 
+def test_create_and_update_a_fapi2_client(runner, tmp_path):
+    """``--profile fapi2``: the FAPI 2.0 Security Profile (idp.oauth.fapi2_profile); ``--profile none`` leaves it."""
+    jwks = {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                      "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "kid": "rp-1"}]}
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(jwks))
+    document = create(runner, "--auth-method", "private_key_jwt", "--jwks-file", str(path), "--profile", "fapi2")
+    assert document["security_profile"] == "fapi2" and document["require_pushed_authorization_requests"] is True
+    assert "security_profile: fapi2" in run(runner, "show", document["client_id"]).output
+    left = run_json(runner, "update", document["client_id"], "--profile", "none")
+    assert "security_profile" not in left and clients.get(document["client_id"]).security_profile is None
+
+
+def test_a_fapi2_client_with_a_secret_is_refused(runner):
+    result = run(runner, "create", "--name", "RP", "--redirect-uri", "https://rp.example.lu/cb", "--profile", "fapi2")
+    assert result.exit_code == 1 and "private_key_jwt" in result.stderr
+    unknown = run(runner, "create", "--name", "RP", "--redirect-uri", "https://rp.example.lu/cb", "--profile", "fapi1")
+    assert unknown.exit_code == 1 and "security_profile" in unknown.stderr
+    assert count(clients.Client) == 0
+
+
 def test_private_key_jwt_without_jwks_is_rejected(runner):
     result = run(runner, "create", "--name", "RP", "--redirect-uri", "https://rp.example.lu/cb", "--auth-method", "private_key_jwt")
     assert result.exit_code == 1

@@ -158,6 +158,42 @@ def test_unknown_metadata_never_reaches_the_registry(client, initial_token):
     assert stored.sector_identifier == "pharmacie.example.lu"
 
 
+FAPI_CLIENT = {
+    **WEB_CLIENT,
+    "token_endpoint_auth_method": "private_key_jwt",
+    "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                       "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]},
+    "security_profile": "fapi2",
+}
+
+
+def test_a_client_may_register_for_the_fapi2_profile_and_is_told_what_it_implies(client, initial_token):
+    """``security_profile`` (this server's metadata name): the answer (§3.2.1) states what the
+    FAPI 2.0 Security Profile implies: PAR (RFC 9126 §6), DPoP (RFC 9449 §5.2), ES256 tokens."""
+    response = register(client, initial_token, FAPI_CLIENT)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["security_profile"] == "fapi2"
+    assert body["require_pushed_authorization_requests"] is True and body["dpop_bound_access_tokens"] is True
+    assert body["id_token_signed_response_alg"] == "ES256"
+    configuration = client.get(body["registration_client_uri"][len(ISSUER):], headers=bearer(body["registration_access_token"]))
+    assert configuration.get_json()["security_profile"] == "fapi2"
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"token_endpoint_auth_method": "client_secret_basic", "jwks": None}, "invalid_client_metadata"),
+    ({"redirect_uris": ["http://pharmacie.example.lu/callback"]}, "invalid_redirect_uri"),
+    ({"dpop_bound_access_tokens": False}, "invalid_client_metadata"),
+    ({"security_profile": "fapi1"}, "invalid_client_metadata"),
+    ({"security_profile": ["fapi2"]}, "invalid_client_metadata"),
+])
+def test_a_registration_that_departs_from_the_fapi2_profile_is_refused(client, initial_token, change, error):
+    metadata = {name: value for name, value in {**FAPI_CLIENT, **change}.items() if value is not None}
+    response = register(client, initial_token, metadata)
+    assert response.status_code == 400 and response.get_json()["error"] == error
+    assert client_count() == 0
+
+
 def test_registered_machine_client_gets_tokens_with_client_credentials(client, initial_token):
     body = register(client, initial_token, MACHINE_CLIENT).get_json()
     assert body["response_types"] == []

@@ -69,6 +69,18 @@ def test_each_claim_and_header_is_checked(holder, change, message):
     assert message in refused(holder.proof(header=header, **change))
 
 
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_a_proof_by_a_2048_bit_rsa_key_is_accepted(app, alg):
+    """§5.1: the RSA algorithms the provider advertises work with keys of the size RFC 7518 §3.3
+    requires (2048 bits), whose ``jwk`` makes a header longer than joserfc's default bound."""
+    key = jwk.RSAKey.generate_key(2048, private=True)
+    body = {"jti": secrets.token_urlsafe(12), "htm": "POST", "htu": TOKEN_URL, "iat": clock.timestamp()}
+    proof = jws.serialize_compact({"typ": "dpop+jwt", "alg": alg, "jwk": key.as_dict(private=False)}, json.dumps(body).encode(), key,
+                                  algorithms=[alg])
+    with app.test_request_context():
+        assert dpop.verify_proof([proof], "POST", TOKEN_URL) == key.thumbprint()
+
+
 def test_stale_or_future_proofs_are_refused(holder):
     assert "iat" in refused(holder.proof(iat=clock.timestamp() - 120))
     assert "iat" in refused(holder.proof(iat=clock.timestamp() + 120))

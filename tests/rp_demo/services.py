@@ -1,9 +1,12 @@
 """The demo relying parties against a live provider: each service on its own loopback port.
 
 ``provider`` serves the test's app; ``dsp_api`` and ``viewer`` serve the rp_demo apps pointed
-at it; ``demo_clients`` registers the two demo clients (``idp demo seed``) for those URLs.
+at it; ``demo_clients`` registers the two demo clients (``idp demo seed``) for those URLs, which
+makes the viewer's key in the app's instance folder, where the viewer reads it.
 A test sets the DSP API's settings with ``@pytest.mark.parametrize("dsp_api_config", [{...}])``.
 """
+
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +38,8 @@ def dsp_api(provider, dsp_api_config):
 
 @pytest.fixture
 def viewer(provider, dsp_api):
-    web = viewer_app.create_app({"ISSUER": provider.url, "DSP_API_URL": dsp_api.url, "SECRET_KEY": "viewer-test-secret"})
+    web = viewer_app.create_app({"ISSUER": provider.url, "DSP_API_URL": dsp_api.url, "SECRET_KEY": "viewer-test-secret",
+                                 "CLIENT_KEY_FILE": str(Path(provider.app.instance_path) / demo.DSP_VIEWER_KEY_FILE)})
     with LiveServer(web) as server:
         web.config["PUBLIC_URL"] = server.url
         yield server

@@ -18,12 +18,15 @@ def test_both_demo_apps_may_manage_assistants_and_exchange_tokens_for_the_dsp_ap
     assert clients.get("mydsp").is_public
 
 
-def test_mydsp_is_registered_for_dpop_bound_tokens_and_the_viewer_is_not(app):
-    """Issue 8: the public client's tokens are sender-constrained (RFC 9449 §5.2); the
-    confidential viewer keeps bearer tokens."""
+def test_both_demo_apps_get_sender_constrained_tokens_and_the_viewer_is_a_fapi2_client(app):
+    """Issue 8: the public client's tokens are sender-constrained (RFC 9449 §5.2). Issue 16: the
+    confidential viewer, which shows health records, is held to the FAPI 2.0 Security Profile
+    (its key made by the seed); MyDSP cannot be, the profile being for confidential clients only."""
     demo.seed()
-    assert clients.get("mydsp").extra_metadata["dpop_bound_access_tokens"] is True
-    assert "dpop_bound_access_tokens" not in clients.get("dsp-viewer").extra_metadata
+    assert clients.get("mydsp").extra_metadata["dpop_bound_access_tokens"] is True and clients.get("mydsp").security_profile is None
+    viewer = clients.get("dsp-viewer")
+    assert viewer.security_profile == "fapi2" and viewer.token_endpoint_auth_method == "private_key_jwt"
+    assert viewer.extra_metadata["dpop_bound_access_tokens"] is True and viewer.client_secret_hash is None
 
 
 @pytest.mark.settings(DEMO_DSP_VIEWER_URL="http://127.0.0.1:6001", DEMO_DSP_API_AUDIENCE="http://127.0.0.1:6002")

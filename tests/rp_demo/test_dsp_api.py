@@ -117,15 +117,15 @@ def test_garbage_is_an_invalid_token(provider, dsp_api):
 class Device:
     """A client's DPoP key and the proofs it signs (§4.2), any claim overridable."""
 
-    def __init__(self):
-        self.key = jwk.ECKey.generate_key("P-256", private=True)
+    def __init__(self, key=None, alg: str = "ES256"):
+        self.key, self.alg = key or jwk.ECKey.generate_key("P-256", private=True), alg
 
     def proof(self, url: str, token: str | None, *, method: str = "GET", header: dict | None = None, **claims) -> str:
         body = {"jti": secrets.token_urlsafe(12), "htm": method, "htu": url, "iat": int(time.time()),
                 **({"ath": access_token_hash(token)} if token else {}), **claims}
         body = {name: value for name, value in body.items() if value is not None}
-        head = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False), **(header or {})}
-        return jws.serialize_compact(head, json.dumps(body).encode(), self.key, algorithms=["ES256"])
+        head = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.key.as_dict(private=False), **(header or {})}
+        return jws.serialize_compact(head, json.dumps(body).encode(), self.key, algorithms=[self.alg])
 
 
 def bound_token(provider, dsp_api, device: Device, **claims) -> str:
@@ -145,6 +145,16 @@ def test_a_bound_token_opens_the_record_with_a_proof_by_its_key(provider, dsp_ap
     assert response.status_code == 200 and response.json()["subject"] == "patient-sub"
     trail = present(url + "/accesses", token, device.proof(url + "/accesses", token))
     assert trail.status_code == 200 and len(trail.json()["accesses"]) == 1
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_a_proof_by_a_2048_bit_rsa_key_is_accepted(provider, dsp_api, alg):
+    """RFC 9449 §4.2: any asymmetric algorithm the API lists; a 2048-bit RSA ``jwk`` makes a longer
+    header than joserfc's default bound."""
+    device = Device(jwk.RSAKey.generate_key(2048, private=True), alg)
+    token = bound_token(provider, dsp_api, device)
+    url = dsp_api.url + "/v1/record"
+    assert present(url, token, device.proof(url, token)).status_code == 200
 
 
 def test_a_bound_token_presented_as_bearer_is_refused(provider, dsp_api):

@@ -7,8 +7,9 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
-from idp import clock, delegation, token as tokens
+from idp import clock, delegation, pushed_request, token as tokens
 from idp.extensions import db
 from rp_demo import viewer as viewer_module
 from tests.conftest import csrf_token, query_of
@@ -35,12 +36,14 @@ def current_visit(web) -> dict:
 
 
 def authorization_response(web, client, patients, patient, provider) -> str:
-    """The viewer's redirect to the provider, the login there, and the provider's answer (a URL)."""
+    """The viewer's redirect to the provider, the login there, and the provider's answer (a URL).
+
+    FAPI 2.0 §5.3.3.2: the request was pushed; the browser carries ``client_id`` and ``request_uri`` only."""
     start = web.get("/login")
     assert start.status_code == 302 and start.headers["Location"].startswith(provider.url + "/authorize?")
     authorize = start.headers["Location"][len(provider.url):]
     sent = query_of(authorize)
-    assert sent["code_challenge_method"] == "S256" and sent["nonce"] and sent["state"]
+    assert set(sent) == {"client_id", "request_uri"} and sent["client_id"] == "dsp-viewer"
     patients.login(patient, next_url=authorize)
     answer = client.get(authorize)
     assert answer.status_code in (302, 303), text(answer)
@@ -59,8 +62,21 @@ def test_an_access_token_about_to_expire_is_renewed_with_the_refresh_token(web, 
     before = dict(visit["token"])
     visit["token"]["expires_at"] = 0
     assert web.get("/dossier").status_code == 200
-    assert visit["token"]["access_token"] != before["access_token"]
-    assert visit["token"]["refresh_token"] != before["refresh_token"]
+    assert visit["token"]["access_token"] != before["access_token"] and visit["token"]["token_type"].lower() == "dpop"
+    assert visit["token"]["refresh_token"] == before["refresh_token"], "FAPI 2.0 §5.3.2.1: kept, not rotated"
+    visit["token"]["expires_at"] = 0
+    assert web.get("/dossier").status_code == 200, "and it works again"
+
+
+def test_the_viewer_is_a_fapi2_client_its_tokens_bound_to_its_dpop_key(web, client, patients, provider, viewer, demo_clients):
+    """Pushed request, private_key_jwt, DPoP-bound tokens presented with proofs to the DSP API and
+    the provider; the record pages work with them (idp/oauth/fapi2_profile.py)."""
+    log_in(web, client, patients, patients.create(), provider, viewer)
+    token = current_visit(web)["token"]
+    assert token["token_type"].lower() == "dpop"
+    bound = tokens.find_access_token(token["access_token"])
+    assert bound.dpop_jkt == viewer.app.extensions["dsp_viewer"]["dpop_key"].thumbprint()
+    assert "Synthèse" in text(web.get("/dossier"))
 
 
 def test_a_refresh_token_that_no_longer_works_asks_for_a_new_login(web, client, patients, provider, viewer, demo_clients):
@@ -198,12 +214,17 @@ def test_adding_an_assistant_with_an_old_login_sends_the_patient_to_log_in_again
     log_in(web, client, patients, owner, provider, viewer)
     found = text(web.post("/assistants/recherche", data={"csrf_token": csrf_token(text(web.get("/dossier?ajouter=1"))),
                                                          "matricule": helper.matricule}))
-    max_age = provider.app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"] = 60  # shorter than the access token's life
+    # Shorter than the access token's life, and than a DPoP proof's (the viewer's proofs carry the
+    # real time, the provider's clock is moved).
+    max_age = provider.app.config["DELEGATION_REAUTHENTICATION_MAX_AGE"] = 30
     clock.advance(timedelta(seconds=max_age + 1))
     answer = web.post("/assistants", data={"csrf_token": csrf_token(found), "matricule": helper.matricule, "type": "assistant_dsp", "role": ""})
     assert answer.status_code == 302 and answer.headers["Location"] == f"/login?max_age={max_age}"
     authorize = web.get(answer.headers["Location"])
-    assert f"max_age={max_age}" in authorize.headers["Location"], "the fresh login is asked of the provider"
+    assert set(query_of(authorize.headers["Location"])) == {"client_id", "request_uri"}, "pushed (FAPI 2.0)"
+    db.session.expire_all()
+    pushed = db.session.scalars(select(pushed_request.PushedRequest).order_by(pushed_request.PushedRequest.id)).all()[-1]
+    assert pushed.parameters["max_age"] == str(max_age), "the fresh login is asked of the provider"
     assert delegation.for_owner(owner.account) == []
 
 

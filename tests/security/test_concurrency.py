@@ -17,6 +17,7 @@ from idp.extensions import db
 from tests.conftest import csrf_token
 from tests.flows.test_activation import Wizard
 from tests.oauth.conftest import OidcDriver
+from tests.oauth.test_fapi2_profile import FapiFlow, register_fapi
 from tests.support import services
 
 pytestmark = pytest.mark.postgres
@@ -100,6 +101,23 @@ def test_concurrent_refreshes_of_one_refresh_token_let_exactly_one_win(app, clie
     assert events(audit.Event.TOKEN_REFRESHED) == 1
     assert events(audit.Event.REFRESH_TOKEN_REUSED) >= 1
     assert all(row.revoked_at is not None for row in family), "a replayed refresh token revokes its family"
+
+
+def test_concurrent_refreshes_of_a_kept_fapi2_refresh_token_all_succeed(app, client, patients):
+    """FAPI 2.0 §5.3.2.1 item 9 and its note 1: no rotation, so simultaneous refreshes (a retry
+    racing the lost first attempt) all get an access token and the refresh token stays live."""
+    oidc = OidcDriver(client, patients)
+    fapi = register_fapi()
+    refresh_token = FapiFlow(client, oidc, patients).tokens(fapi)["refresh_token"]
+
+    responses = race(app, [lambda: FapiFlow(app.test_client(), oidc, patients).refresh(fapi, refresh_token) for _ in range(RACERS)])
+
+    assert [response.status_code for response in responses] == [200] * RACERS, [r.get_json() for r in responses]
+    assert len({response.get_json()["access_token"] for response in responses}) == RACERS
+    kept = tokens.find_refresh_token(refresh_token)
+    assert kept.rotated_at is None and kept.revoked_at is None
+    assert count(tokens.Token, tokens.Token.family_id == kept.family_id) == 1 + RACERS
+    assert events(audit.Event.TOKEN_REFRESHED) == RACERS and events(audit.Event.REFRESH_TOKEN_REUSED) == 0
 
 
 def test_concurrent_redemptions_of_one_code_let_exactly_one_win(app, client, patients, rp_client):
