@@ -229,6 +229,11 @@ def user_handle(owner: Owner) -> str:
     return found
 
 
+def existing_user_handle(owner: Owner) -> str | None:
+    """The owner's user handle if they ever had a passkey (for the signals of §5.1.10), else None."""
+    return db.session.scalar(select(PasskeyUser.user_handle).where(_owner_condition(owner)))
+
+
 def passkeys_of(owner: Owner) -> list[PasskeyCredential]:
     return list(db.session.scalars(select(PasskeyCredential).join(PasskeyUser).where(_owner_condition(owner))
                                    .order_by(PasskeyCredential.created_at, PasskeyCredential.id)))

@@ -93,6 +93,7 @@ def passkey_login() -> ResponseReturnValue:
             raise passkey.OwnerNotActive()
     except passkey.PasskeyRefused as error:
         db.session.commit()  # the spent challenge, the audit event, a suspension
+        g.unknown_passkey = credential_id if isinstance(error, passkey.CredentialUnknown) else None
         return _login_refused(LoginForm(formdata=None), refusal_message(error), 400)
     sso_session.start(account.id, amr=done.amr, acr=done.acr, remember=bool(form.remember.data))
     locale = account.locale
@@ -105,7 +106,8 @@ def passkey_login() -> ResponseReturnValue:
 
 def _login_refused(login_form, message: str, status: int, headers: dict | None = None) -> ResponseReturnValue:
     login_form.next.data = g.passkey_form.next.data
-    return render_template("flows/login.html", form=login_form, passkey_error=message), status, headers or {}
+    return render_template("flows/login.html", form=login_form, passkey_error=message, unknown_passkey=g.get("unknown_passkey"),
+                           rp_id=passkey.rp_id()), status, headers or {}
 
 
 # --- "Mon compte" › « Mes clés d'accès » ------------------------------------------------------
@@ -130,7 +132,7 @@ def _user_names(account: accounts.Account) -> dict[str, str]:
 @login_required
 def passkeys() -> ResponseReturnValue:
     return render_template("flows/account/passkeys.html", passkeys=passkey.passkeys_of(_owner()), form=ActionForm(),
-                           rename_form=PasskeyNameForm(formdata=None))
+                           rename_form=PasskeyNameForm(formdata=None), rp_id=passkey.rp_id(), user_handle=passkey.existing_user_handle(_owner()))
 
 
 @blueprint.route("/account/passkeys/new", methods=["GET", "POST"])

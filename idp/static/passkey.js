@@ -12,6 +12,21 @@
   }
   document.querySelectorAll("[data-passkey-section]").forEach(function (el) { el.hidden = false; });
 
+  // WebAuthn Level 3 signals: tell the authenticator which of its passkeys this site no longer
+  // accepts, so that it stops offering them (a passkey deleted here, or refused as unknown).
+  document.querySelectorAll("[data-passkey-unknown]").forEach(function (el) {
+    if (PublicKeyCredential.signalUnknownCredential) {
+      PublicKeyCredential.signalUnknownCredential({ rpId: el.dataset.rpId, credentialId: el.dataset.passkeyUnknown })
+        .catch(function () {});
+    }
+  });
+  document.querySelectorAll("[data-passkey-accepted]").forEach(function (el) {
+    if (PublicKeyCredential.signalAllAcceptedCredentials) {
+      PublicKeyCredential.signalAllAcceptedCredentials({ rpId: el.dataset.rpId, userId: el.dataset.userId,
+        allAcceptedCredentialIds: JSON.parse(el.dataset.passkeyAccepted) }).catch(function () {});
+    }
+  });
+
   function b64urlToBuffer(text) {
     var base64 = text.replace(/-/g, "+").replace(/_/g, "/");
     var binary = atob(base64 + "===".slice((base64.length + 3) % 4));

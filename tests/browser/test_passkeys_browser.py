@@ -153,11 +153,17 @@ def test_an_answer_made_for_another_origin_is_refused(page, button_only, provide
 
 
 def test_a_deleted_passkey_is_refused(page, button_only, provider, authenticator, patient):
+    cdp, authenticator_id = authenticator
     log_in_with_password(page, provider, patient)
     add_passkey(page, provider)
+    [copy] = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
     page.get_by_role("button", name="Supprimer la clé d'accès « Ordinateur de Marie »").click()
     expect(page.get_by_text("a été supprimée")).to_be_visible()
+    # The list page signals the passkeys still accepted (WebAuthn Level 3): this authenticator forgets it.
+    wait_until(lambda: cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"] == [])
     log_out(page)
+    # A copy the signal did not reach (another device of a synced passkey) still offers it.
+    cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator_id, "credential": copy})
 
     page.goto(provider.url + "/login")
     page.get_by_role("button", name="Se connecter avec une clé d'accès").click()
@@ -165,6 +171,17 @@ def test_a_deleted_passkey_is_refused(page, button_only, provider, authenticator
     expect(page.get_by_role("alert")).to_contain_text("n'est pas (ou plus) enregistrée")
     shot(page, "deleted")
     assert passkey_sessions() == []
+    wait_until(lambda: cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"] == [])
+
+
+def wait_until(condition, seconds: float = 5) -> None:
+    """Poll ``condition`` (the browser acts on a signal asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.1)
 
 
 def test_a_signature_counter_rolled_back_is_flagged(page, button_only, provider, authenticator, patient):

@@ -168,6 +168,7 @@ def test_the_patient_is_told_on_every_channel_in_their_language(patients, client
 def test_a_deleted_passkey_no_longer_logs_in(client, patient_with_passkey, authenticator, patients):
     patients.login(patient_with_passkey)
     [created] = passkey.passkeys_of(passkey.Owner(account_id=patient_with_passkey.account.id))
+    credential_id = created.credential_id
     client.post(f"/account/passkeys/{created.id}/delete", data={"csrf_token": csrf_token(text(client.get("/account/passkeys")))})
     sso_session.end_all(patient_with_passkey.account.id)
     db.session.commit()
@@ -177,8 +178,26 @@ def test_a_deleted_passkey_no_longer_logs_in(client, patient_with_passkey, authe
 
     assert response.status_code == 400
     assert "n'est pas (ou plus) enregistrée" in text(response)
+    assert f'data-passkey-unknown="{credential_id}" data-rp-id="127.0.0.1"' in text(response), \
+        "WebAuthn Level 3 signalUnknownCredential: the authenticator may forget it"
     assert current_sessions() == []
     assert "passkey:login_failed" in audit_names()
+
+
+def test_the_passkey_list_tells_the_authenticator_which_passkeys_are_still_accepted(patients, client):
+    patient = patients.create()
+    patients.login(patient)
+    kept, deleted = SoftAuthenticator(rp_id=RP_ID, origin=ORIGIN), SoftAuthenticator(rp_id=RP_ID, origin=ORIGIN)
+    passkey_driver.register(client, kept, "Gardée")
+    passkey_driver.register(client, deleted, "Supprimée")
+    first, second = passkey.passkeys_of(passkey.Owner(account_id=patient.account.id))
+    client.post(f"/account/passkeys/{second.id}/delete", data={"csrf_token": csrf_token(text(client.get("/account/passkeys")))})
+
+    page = text(client.get("/account/passkeys"))
+
+    handle = db.session.scalar(select(passkey.PasskeyUser.user_handle).where(passkey.PasskeyUser.account_id == patient.account.id))
+    assert f'data-passkey-accepted="[&#34;{first.credential_id}&#34;]"' in client.get("/account/passkeys").get_data(as_text=True)
+    assert f'data-user-id="{handle}"' in page, "signalAllAcceptedCredentials names the user by the handle the passkeys carry"
 
 
 def test_a_lost_device_never_locks_the_patient_out(client, patient_with_passkey, patients):
