@@ -185,6 +185,11 @@ SIGNING_KEY_CACHE_SECONDS = 5
 # request). A client disabled or changed elsewhere (another worker or instance, the CLI) stops
 # working with its old settings within this delay; in the worker process that changed it, at once.
 CLIENT_CACHE_SECONDS = 5
+# Names a self-registered client (RFC 7591) may take only with an admin's approval
+# (``idp clients approve``): compared without case, accents, spaces or punctuation, anywhere
+# in the name ("Agence e-Sante — DSP" matches "Agence eSanté"); a name with letters of another script than Latin waits too.
+PROTECTED_CLIENT_NAMES = ["Agence eSanté", "eSanté", "DSP officiel", "Dossier de Soins Partagé", "MyGuichet", "LuxTrust",
+                          "CNS", "Ministère de la Santé"]
 
 # PKCE (RFC 7636) is required for every client unless turned off here; S256 only.
 PKCE_REQUIRED_FOR_ALL_CLIENTS = True
@@ -211,8 +216,12 @@ FEATURES = {
     # OpenID Connect Back-Channel Logout 1.0: logout tokens POSTed to the clients' registered
     # backchannel_logout_uri. "timeout": seconds per delivery; "backoff": first retry delay
     # (doubling, capped at an hour); "retry_for": seconds a relying party that does not answer is
-    # retried before giving up. Off: nothing is queued or sent.
-    "backchannel_logout": {"enabled": True, "timeout": 2, "backoff": 30, "retry_for": 24 * 3600},
+    # retried before giving up; "internal_hosts": host names (exact, case-insensitive) whose URI may
+    # resolve to internal addresses, for relying parties inside the operator's network (every other
+    # URI must be https on a public address, or loopback for a client whose redirect URIs are all on
+    # loopback; checked at registration and at each delivery, idp/outbound_address.py). Off:
+    # nothing is queued or sent.
+    "backchannel_logout": {"enabled": True, "timeout": 2, "backoff": 30, "retry_for": 24 * 3600, "internal_hosts": []},
     # Dynamic client registration and management (RFC 7591, RFC 7592), endpoint /register.
     "dynamic_registration": {"enabled": True},
     # Token introspection for resource servers (RFC 7662), endpoint /introspect.

@@ -58,6 +58,7 @@ class Event(str, enum.Enum):
     CLIENT_DISABLED = "client:disabled"
     CLIENT_DELETED = "client:deleted"
     CLIENT_SECRET_ROTATED = "client:secret_rotated"
+    CLIENT_APPROVED = "client:approved"
     INITIAL_ACCESS_TOKEN_ISSUED = "client:initial_access_token_issued"
     PATIENTS_IMPORTED = "registry:patients_imported"
     LETTER_ISSUED = "letter:issued"

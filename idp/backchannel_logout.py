@@ -21,7 +21,7 @@ from joserfc import jwt
 from sqlalchemy import DateTime, Integer, String, Text, delete, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import account as accounts, audit, client as clients, clock, signing_key, token as tokens
+from . import account as accounts, audit, client as clients, clock, outbound_address, signing_key, token as tokens
 from .cli_output import emit
 from .extensions import db
 from .subject import session_id_for, subject_for
@@ -104,12 +104,14 @@ def _send(delivery: LogoutDelivery) -> str | None:
     if client is None or account is None or not logout_uri(client):
         return "the client or account no longer exists, or the client dropped its back-channel URI"
     try:
-        response = requests.post(
-            logout_uri(client),
-            data={"logout_token": logout_token(client, account, delivery.sso_session_id)},
-            timeout=_options()["timeout"],
-            allow_redirects=False,  # §2.8: the RP answers itself; a redirect is not a delivery
-        )
+        # Checked again now, on what the name resolves to today (DNS rebinding), and sent there.
+        destination = outbound_address.check(logout_uri(client), client.redirect_uris)
+    except outbound_address.AddressNotAllowed as error:
+        return f"address not allowed: {error.description}"[:500]
+    try:
+        # §2.8: the RP answers itself; a redirect is not a delivery (post_form follows none).
+        response = outbound_address.post_form(destination, {"logout_token": logout_token(client, account, delivery.sso_session_id)},
+                                              timeout=_options()["timeout"])
     except requests.RequestException as error:
         return type(error).__name__
     return None if response.status_code in (200, 204) else f"HTTP {response.status_code}"

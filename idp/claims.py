@@ -84,8 +84,13 @@ def _may_release(name: str, client: Client, granted: set[str]) -> bool:
     return bool(covering) and client.allows_scope(covering) and (covering not in GRANTED_SCOPE_ONLY or covering in granted)
 
 
-def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
-    """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``.
+def claims_of_scopes(scope: str | None) -> set[str]:
+    """The claims the scopes of ``scope`` stand for (Core §5.4)."""
+    return {claim for name in scope_to_list(scope) or [] for claim in SCOPE_CLAIMS.get(name, [])}
+
+
+def released_names(client: Client, scope: str, claims_request: dict | None, target: str) -> list[str]:
+    """The names of the claims :func:`release` gives ``client`` for ``target``.
 
     A granted scope counts only while the client is still registered for it: a token issued
     before an admin withdrew ``matricule`` from the client no longer releases it.
@@ -98,7 +103,18 @@ def release(account: Account, client: Client, scope: str, claims_request: dict |
     names += requested_releasable(client, scope, claims_request, target)
     if "assisted_patients" in (scope_to_list(scope) or []) and client.allows_scope("assisted_patients"):
         names.append("assisted_patients")
+    return list(dict.fromkeys(names))
+
+
+def released_anywhere(client: Client, scope: str, claims_request: dict | None) -> list[str]:
+    """Every claim an authorization would release, in the ID token or at userinfo: what consent must cover."""
+    return list(dict.fromkeys(name for target in ("id_token", "userinfo") for name in released_names(client, scope, claims_request, target)))
+
+
+def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
+    """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``."""
+    names = released_names(client, scope, claims_request, target)
     values = claim_values(account)
     if "assisted_patients" in names:
         values["assisted_patients"] = delegations.assisted_patients(account, client)
-    return {name: values[name] for name in dict.fromkeys(names) if values.get(name) is not None}
+    return {name: values[name] for name in names if values.get(name) is not None}

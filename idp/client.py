@@ -3,13 +3,22 @@
 Secrets are 256-bit random strings stored as SHA-256 (shown once). Redirect URIs match
 exactly (RFC 9700 §2.1), with one exception required by RFC 8252 §7.3: a native client's
 loopback IP redirect may use any port.
+
+A client may be registered by an admin as the **resource server** of one audience URI (the
+``aud`` its access tokens carry, RFC 9068 §3): that is how the provider knows who may introspect
+a token (RFC 7662 §4) and which resource a token's ``sub`` is chosen for. Self-registered clients
+(RFC 7591 with an initial access token) that ask for anything reserved (the scopes and grants
+that reach records or act for others, a public ``sub``, a name passing for the agency's own
+services) are held until an admin approves them.
 """
 
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import time
+import unicodedata
 from copy import deepcopy
 from datetime import datetime
 from typing import Callable
@@ -30,6 +39,11 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # RFC 8693, 
 SUPPORTED_GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE]
 SUPPORTED_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "localhost"}
+# What a self-registered client gets only with an admin's approval: the matricule and the
+# delegation scopes (records of others), tokens for other patients or without a patient, and a
+# ``sub`` shared with every other public client.
+RESERVED_SCOPES = ("matricule", "delegations", "assisted_patients")
+RESERVED_GRANT_TYPES = (TOKEN_EXCHANGE, "client_credentials")
 # Security profiles a client may be registered with, as its ``security_profile`` metadata (this
 # server's own name: no registered client metadata names a profile). Each profile's rules live
 # in the protocol package, which registers here, by name, the check a client's metadata must
@@ -67,6 +81,12 @@ class Client(db.Model, ClientMixin):
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # The audience URI this client serves as a resource server (admins only; one client each).
+    resource_audience: Mapped[str | None] = mapped_column(String(500), unique=True)
+    # A self-registration's reserved asks an admin has not approved yet (the client is held
+    # while any is left), and those approved so far (RFC 7592 updates keep them).
+    pending_approval: Mapped[list | None] = mapped_column(JSON, default=list)
+    approved_reservations: Mapped[list | None] = mapped_column(JSON, default=list)
 
     # --- Authlib's ClientMixin ---------------------------------------------------------------
     def get_client_id(self) -> str:
@@ -133,6 +153,11 @@ class Client(db.Model, ClientMixin):
         return scope in scope_to_list(self.scope)
 
     @property
+    def is_held(self) -> bool:
+        """A self-registration waiting for an admin's approval: not usable for the protocol."""
+        return bool(self.pending_approval)
+
+    @property
     def sector_identifier(self) -> str:
         """Host of the redirect URIs: the pairwise sector (OpenID Connect Core §8.1)."""
         if sector := (self.extra_metadata or {}).get("sector_identifier"):
@@ -180,6 +205,54 @@ def validate_redirect_uri(uri: str, native: bool) -> None:
     if native and "." in parts.scheme and parts.scheme not in ("http", "https") and not parts.netloc:
         return  # private-use URI scheme, reverse domain name (RFC 8252 §7.1)
     raise InvalidClientMetadata(f"redirect URI must be https (http only for loopback): {uri}", "invalid_redirect_uri")
+
+
+def reservations(*, name: str, scope: str, grant_types: list[str], subject_type: str) -> list[str]:
+    """What in this metadata only an admin may give (``scope:…``, ``grant_type:…``,
+    ``subject_type:public``, ``client_name:…``), in a stable order."""
+    found = [f"scope:{item}" for item in RESERVED_SCOPES if item in (scope_to_list(scope) or [])]
+    found += [f"grant_type:{item}" for item in RESERVED_GRANT_TYPES if item in grant_types]
+    if subject_type == "public":
+        found.append("subject_type:public")
+    if is_protected_name(name):
+        found.append(f"client_name:{name}")
+    return found
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words without accents or punctuation: "Agence e-Santé" → agence, e, sante."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
+    return re.findall(r"[^\W_]+", plain)
+
+
+def _has_non_latin_letters(text: str) -> bool:
+    """Letters of another script (a Cyrillic "е" looks like a Latin "e"): not compared, so reserved."""
+    return any(char.isalpha() and not unicodedata.name(char, "").startswith("LATIN") for char in unicodedata.normalize("NFKD", text))
+
+
+def is_protected_name(name: str) -> bool:
+    """Whether ``name`` passes for one of ``PROTECTED_CLIENT_NAMES``: some run of its words, joined,
+    spells a protected name joined ("Agence e-Sante" is "Agence eSanté"; "Pharmacie Santé" is not),
+    or it has letters of another script than Latin, which could imitate one."""
+    if _has_non_latin_letters(name):
+        return True
+    words = _words(name)
+    runs = {"".join(words[start:end]) for start in range(len(words)) for end in range(start + 1, len(words) + 1)}
+    return any("".join(_words(protected)) in runs for protected in current_app.config["PROTECTED_CLIENT_NAMES"])
+
+
+def validate_audiences(resource_audience: str | None, extra_metadata: dict | None) -> None:
+    """A resource server's audience is an absolute https URI (http on loopback) without fragment;
+    a client's tokens name at most one resource server, so that their ``sub`` has one owner."""
+    if resource_audience is not None:
+        parts = urlsplit(resource_audience)
+        if parts.fragment or "#" in resource_audience or not parts.hostname or not (
+                parts.scheme == "https" or (parts.scheme == "http" and (_is_loopback_ip(parts.hostname) or parts.hostname == "localhost"))):
+            raise InvalidClientMetadata(f"the resource server audience must be an https URI without fragment: {resource_audience}")
+    audiences = (extra_metadata or {}).get("access_token_audiences", [])
+    if not isinstance(audiences, list) or len(audiences) > 1 or not all(isinstance(item, str) and item for item in audiences):
+        raise InvalidClientMetadata("access_token_audiences names at most one resource server")
 
 
 def validate_metadata(
@@ -249,8 +322,13 @@ def create(
     security_profile: str | None = None,
     actor: str = "cli",
     client_id: str | None = None,
+    resource_audience: str | None = None,
+    self_registered: bool = False,
 ) -> tuple[Client, str | None]:
-    """Register a client. Returns it with its secret (None for public and private_key_jwt clients)."""
+    """Register a client. Returns it with its secret (None for public and private_key_jwt clients).
+
+    ``self_registered``: through RFC 7591; anything reserved it asks for holds the client until
+    an admin approves it (:func:`approve`)."""
     subject_type = subject_type or ("public" if first_party else "pairwise")
     implied = validate_metadata(
         name=name,
@@ -264,6 +342,9 @@ def create(
         security_profile=security_profile,
         extra_metadata=extra_metadata,
     )
+    validate_audiences(resource_audience, extra_metadata)
+    _check_audience_is_free(resource_audience, None)
+    pending = reservations(name=name, scope=scope, grant_types=list(grant_types), subject_type=subject_type) if self_registered else []
     now = clock.now()
     secret = secrets.token_urlsafe(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
     client = Client(
@@ -282,18 +363,31 @@ def create(
         extra_metadata=_with_profile(extra_metadata, security_profile, implied),
         created_at=now,
         updated_at=now,
+        resource_audience=resource_audience,
+        pending_approval=pending,
+        approved_reservations=[],
     )
     db.session.add(client)
     db.session.flush()
-    audit.record(audit.Event.CLIENT_CREATED, client_id=client.client_id, actor=actor)
+    audit.record(audit.Event.CLIENT_CREATED, client_id=client.client_id, actor=actor, pending_approval=pending or None)
     return client, secret
 
 
-def update(client: Client, actor: str = "cli", **changes) -> Client:
+def _check_audience_is_free(resource_audience: str | None, client: "Client | None") -> None:
+    if resource_audience is None:
+        return
+    holder = db.session.scalar(select(Client).where(Client.resource_audience == resource_audience))
+    if holder is not None and holder is not client:
+        raise InvalidClientMetadata(f"{holder.client_id} is already the resource server for {resource_audience}")
+
+
+def update(client: Client, actor: str = "cli", self_registered: bool = False, **changes) -> Client:
     """Change registry fields; the result is validated as a whole before anything is written.
 
     ``security_profile`` None takes the client out of its profile; what the profile implied
-    (such as ``require_pushed_authorization_requests``) stays until changed."""
+    (such as ``require_pushed_authorization_requests``) stays until changed. ``self_registered``:
+    an RFC 7592 update by the client itself; reserved asks not approved before hold it again
+    (:func:`approve`)."""
     merged = {
         "name": changes.get("name", client.name),
         "redirect_uris": list(changes.get("redirect_uris", client.redirect_uris)),
@@ -307,6 +401,14 @@ def update(client: Client, actor: str = "cli", **changes) -> Client:
         "extra_metadata": changes.get("extra_metadata", client.extra_metadata),
     }
     implied = validate_metadata(**merged)
+    resource_audience = changes.get("resource_audience", client.resource_audience) or None
+    validate_audiences(resource_audience, changes.get("extra_metadata", client.extra_metadata))
+    _check_audience_is_free(resource_audience, client)
+    if self_registered:
+        asked = reservations(name=merged["name"], scope=merged["scope"], grant_types=merged["grant_types"],
+                             subject_type=merged["subject_type"])
+        client.pending_approval = [item for item in asked if item not in (client.approved_reservations or [])]
+    client.resource_audience = resource_audience
     if merged["auth_method"] != client.token_endpoint_auth_method and merged["auth_method"] not in ("client_secret_basic", "client_secret_post"):
         client.client_secret_hash = None
     client.name = merged["name"]
@@ -336,6 +438,30 @@ def rotate_secret(client: Client, actor: str = "cli") -> str:
     return secret
 
 
+class NothingToApprove(ValueError):
+    """The client waits for no approval."""
+
+
+def approve(client: Client, actor: str = "cli") -> list[str]:
+    """An admin approves what a self-registered client asked for; it works from now on. Returns what was approved."""
+    approved = list(client.pending_approval or [])
+    if not approved:
+        raise NothingToApprove(client.client_id)
+    client.approved_reservations = sorted({*(client.approved_reservations or []), *approved})
+    client.pending_approval = []
+    client.updated_at = clock.now()
+    audit.record(audit.Event.CLIENT_APPROVED, client_id=client.client_id, actor=actor, approved=approved)
+    return approved
+
+
+def resource_server_for(audience: str | None) -> Client | None:
+    """The enabled client registered as the resource server of ``audience``."""
+    if not audience:
+        return None
+    found = db.session.scalar(select(Client).where(Client.resource_audience == audience))
+    return found if found is not None and not found.disabled and not found.is_held else None
+
+
 def disable(client: Client, actor: str = "cli") -> None:
     client.disabled = True
     client.updated_at = clock.now()
@@ -349,8 +475,13 @@ def enable(client: Client, actor: str = "cli") -> None:
 
 
 def get(client_id: str | None) -> Client | None:
-    """An enabled client by id (disabled clients do not exist for the protocol)."""
-    if not client_id:
+    """An enabled client by id (disabled clients and those held for approval do not exist for the protocol)."""
+    found = _enabled(client_id)
+    return found if found is not None and not found.is_held else None
+
+
+def _enabled(client_id: str | None) -> Client | None:
+    if not client_id or not isinstance(client_id, str):
         return None
     found = db.session.scalar(select(Client).where(Client.client_id == client_id))
     return found if found and not found.disabled else None
@@ -406,6 +537,8 @@ def public_view(client: Client) -> dict:
         "first_party": client.first_party,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
+        "resource_audience": client.resource_audience,
+        "pending_approval": list(client.pending_approval or []),
         **client.client_metadata,
     }
 
@@ -447,7 +580,8 @@ def issue_registration_access_token(client: Client) -> str:
 
 
 def find_by_registration_access_token(client_id: str, token: str) -> Client | None:
-    found = get(client_id)
+    """The client, held for approval or not: it may read, change or delete its registration meanwhile."""
+    found = _enabled(client_id)
     if found and found.registration_access_token_hash and hmac.compare_digest(found.registration_access_token_hash, _hash(token or "")):
         return found
     return None

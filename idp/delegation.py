@@ -21,7 +21,7 @@ from sqlalchemy import Date, DateTime, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, clock, matricule as matricule_rules, messaging, throttle
-from .subject import subject_for
+from .subject import subject_for, subject_in
 from .account import Account
 from .cli_output import emit
 from .client import Client
@@ -277,13 +277,14 @@ def assisted_patients(assistant: Account, client: Client) -> list[dict]:
     return [{"sub": subject_for(d.owner, client), "name": d.owner.display_name} for d in for_assistant(assistant)]
 
 
-def may_act(owner: Account, client: Client) -> dict | list[dict] | None:
+def may_act(owner: Account, client: Client, resource_audience: str | None = None) -> dict | list[dict] | None:
     """The ``may_act`` claim (RFC 8693 §4.4) of the owner's own tokens: who may act for this subject.
 
     One assistant: the RFC's object ``{"sub": ...}``. Several: a list of such objects, since
-    the RFC's single object cannot name more than one party. ``sub`` is as ``client`` sees it.
+    the RFC's single object cannot name more than one party. ``sub`` is as the token's reader
+    knows them: the resource server of ``resource_audience``, else ``client``.
     """
-    parties = [{"sub": subject_for(d.assistant, client)} for d in for_owner(owner)]
+    parties = [{"sub": subject_in(d.assistant, client, resource_audience)} for d in for_owner(owner)]
     if not parties:
         return None
     return parties[0] if len(parties) == 1 else parties

@@ -34,6 +34,7 @@ from .extensions import db
 DEMO_PASSWORD = "Sante-Demo-2026"
 DSP_VIEWER_ID = "dsp-viewer"
 MYDSP_ID = "mydsp"
+DSP_API_ID = "dsp-api"
 # Both demo apps manage a record's assistants and open the records their patient assists.
 DELEGATION_SCOPES = "delegations assisted_patients"
 DEMO_GRANT_TYPES = ["authorization_code", "refresh_token", clients.TOKEN_EXCHANGE]
@@ -81,8 +82,9 @@ def seed(reissue_letters: bool = False) -> dict[str, list[dict[str, Any]]]:
     created = _import_missing_patients()
     patients = [_prepare_patient(person, person in created, reissue_letters) for person in PATIENTS]
     registered = [_ensure_dsp_viewer(), _ensure_mydsp()]
+    resource_servers = [_ensure_dsp_api()]
     db.session.commit()
-    return {"patients": patients, "clients": registered}
+    return {"patients": patients, "clients": registered, "resource_servers": resource_servers}
 
 
 def _find(person: DemoPatient) -> accounts.Account | None:
@@ -228,6 +230,22 @@ def _ensure_mydsp() -> dict[str, Any]:
     return _shown(registered, created)
 
 
+def _ensure_dsp_api() -> dict[str, Any]:
+    """The DSP API, registered as the resource server of its audience: the access tokens both
+    apps get for it name each patient by one identifier chosen for it (RFC 9068 §6), and it alone
+    may introspect them (RFC 7662 §4). Its secret is shown when it is created."""
+    audience = current_app.config["DEMO_DSP_API_AUDIENCE"]
+    registered = clients.get_any(DSP_API_ID)
+    secret = None
+    if registered is None:
+        registered, secret = clients.create(client_id=DSP_API_ID, name="DSP API (demo)", grant_types=["client_credentials"],
+                                            scope="openid", resource_audience=audience, actor="demo")
+    elif registered.resource_audience != audience:
+        clients.update(registered, actor="demo", resource_audience=audience)
+    shown = {"client_id": registered.client_id, "name": registered.name, "created": secret is not None, "resource_audience": audience}
+    return {**shown, "client_secret": secret} if secret else shown
+
+
 def _shown(registered: clients.Client, created: bool) -> dict[str, Any]:
     return {
         "client_id": registered.client_id,
@@ -259,6 +277,10 @@ def _as_text(report: dict[str, list[dict[str, Any]]]) -> str:
         else:
             how = f"FAPI 2.0, private_key_jwt with the key in {registered['client_key_file']}"
         lines.append(f"  {registered['client_id']:<11} {how:<40} redirect {' '.join(registered['redirect_uris'])}")
+    lines.append("Demo resource server:")
+    for server in report["resource_servers"]:
+        secret = f", secret {server['client_secret']} (shown once)" if server.get("client_secret") else ""
+        lines.append(f"  {server['client_id']:<11} resource server of {server['resource_audience']}{secret}")
     return "\n".join(lines)
 
 

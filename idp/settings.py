@@ -97,6 +97,9 @@ def _validate(config: Mapping[str, Any]) -> None:
     for name in _RETENTION_SECONDS:
         if isinstance(config[name], bool) or not isinstance(config[name], int) or config[name] < 0:
             raise InvalidSettings(f"{name} must be a whole number of seconds, 0 or more")  # less would purge live rows
+    internal_hosts = config["FEATURES"]["backchannel_logout"]["internal_hosts"]
+    if not isinstance(internal_hosts, list) or not all(isinstance(host, str) and host for host in internal_hosts):
+        raise InvalidSettings("FEATURES['backchannel_logout']['internal_hosts'] must be a list of host names")
 
 
 def _features(defaults: dict[str, dict], given: Mapping[str, Any]) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, case, d
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, delegation as delegations, signing_key
-from .subject import session_id_for, subject_for
+from .subject import session_id_for, subject_for, subject_in
 from .account import Account
 from .client import Client
 from .extensions import db
@@ -116,6 +116,8 @@ class Token(db.Model):
     # RFC 9449: the access token (and, for public clients, the refresh token) is bound to this
     # JWK thumbprint; presenting it needs a DPoP proof signed by that key.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # The resource server (its audience URI) the access token is for; its ``sub`` is chosen for it.
+    resource_audience: Mapped[str | None] = mapped_column(String(500))
 
     # What Authlib's refresh-token grant asks of a token.
     def check_client(self, client: Client) -> bool:
@@ -235,12 +237,20 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
     that puts the same claims in an ID token passes them in ``actors`` (:func:`actor_claims`).
     With ``dpop_jkt`` (the thumbprint of the key the request proved) the tokens are bound to that
     key (RFC 9449 §6.1): ``cnf.jkt`` in the access token, token type ``DPoP``.
+
+    An access token for a resource server (:func:`resource_audience_of`) names the patient, and
+    in ``act``/``may_act`` the assistants, as that resource server knows them (RFC 9068 §6); the
+    ``actors`` given for the ID token then do not apply to it.
     """
     config = current_app.config
     now = clock.now()
     context = context or AuthContext()
-    subject = subject_for(account, client) if account else client.client_id
-    extra_claims = dict(actors) if actors is not None else actor_claims(account, client, delegation)
+    resource_audience = resource_audience_of(client, audience)
+    subject = subject_in(account, client, resource_audience) if account else client.client_id
+    if actors is not None and resource_audience is None:
+        extra_claims = dict(actors)
+    else:
+        extra_claims = actor_claims(account, client, delegation, resource_audience)
     if dpop_jkt:
         extra_claims["cnf"] = {"jkt": dpop_jkt}  # RFC 9449 §6.1
     jti = secrets.token_urlsafe(24)
@@ -263,6 +273,7 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
         delegation_id=delegation.id if delegation else None,
         actor_account_id=delegation.assistant_id if delegation else None,
         dpop_jkt=dpop_jkt,
+        resource_audience=resource_audience,
     )
     response = {
         "access_token": encode_access_token(client, subject, scope, jti, now, access_ttl, context, extra_claims, audience),
@@ -295,23 +306,35 @@ def issue(client: Client, account: Account | None, scope: str, *, grant_type: st
     return response, row
 
 
-def actor_claims(account: Account | None, client: Client, delegation: "delegations.Delegation | None") -> dict:
+def actor_claims(account: Account | None, client: Client, delegation: "delegations.Delegation | None",
+                 resource_audience: str | None = None) -> dict:
     """``act`` when an assistant acts (RFC 8693 §4.1), else ``may_act`` naming the patient's
-    assistants (§4.4); nothing for a client's own token. One query: callers reuse the result."""
+    assistants (§4.4); nothing for a client's own token. One query: callers reuse the result.
+    Subjects as the resource server of ``resource_audience`` knows them, else as ``client`` does."""
     if delegation is not None:
-        return {"act": actor_claim(delegation, client)}
-    may_act = delegations.may_act(account, client) if account is not None else None
+        return {"act": actor_claim(delegation, client, resource_audience)}
+    may_act = delegations.may_act(account, client, resource_audience) if account is not None else None
     return {"may_act": may_act} if may_act else {}
 
 
-def actor_claim(delegation: "delegations.Delegation", client: Client) -> dict:
-    """RFC 8693 §4.1 ``act``: the assistant, with the ``sub`` this client knows them by."""
-    return {"sub": subject_for(delegation.assistant, client)}
+def actor_claim(delegation: "delegations.Delegation", client: Client, resource_audience: str | None = None) -> dict:
+    """RFC 8693 §4.1 ``act``: the assistant, with the ``sub`` the token's reader knows them by."""
+    return {"sub": subject_in(delegation.assistant, client, resource_audience)}
 
 
 def access_token_audience(client: Client) -> list[str] | str:
     audiences = [current_app.config["ISSUER"], *(client.extra_metadata or {}).get("access_token_audiences", [])]
     return audiences if len(audiences) > 1 else audiences[0]
+
+
+def resource_audience_of(client: Client, audience: str | None = None) -> str | None:
+    """The resource server (its audience URI) a token ``client`` gets is for: the ``audience``
+    asked (RFC 8693 §2.1), else the one registered for the client; None when the token is for
+    the provider alone (userinfo). A client addresses at most one resource server."""
+    if audience is not None:
+        return None if audience == current_app.config["ISSUER"] else audience
+    registered = (client.extra_metadata or {}).get("access_token_audiences", [])
+    return registered[0] if registered else None
 
 
 def encode_access_token(client: Client, subject: str, scope: str, jti: str, now: datetime, ttl: int, context: AuthContext,
@@ -386,15 +409,31 @@ class _ExpiredAllowed(jwt.JWTClaimsRegistry):
         """An ``id_token_hint`` may have expired (OpenID Connect Core §3.1.2.1)."""
 
 
-def decode_own_jwt(value: str, allow_expired: bool = False) -> dict | None:
-    """Claims of a JWT this server signed (signature, issuer and, unless allowed, expiry checked)."""
+def _decode_own(value: str, allow_expired: bool) -> "jwt.Token | None":
     try:
         decoded = jwt.decode(value, signing_key.verification_keys(), algorithms=["RS256", "ES256"])
         registry = _ExpiredAllowed if allow_expired else jwt.JWTClaimsRegistry
         registry(now=clock.timestamp(), leeway=0, iss={"essential": True, "value": current_app.config["ISSUER"]}).validate(decoded.claims)
     except (JoseError, ValueError, TypeError):
         return None
-    return decoded.claims
+    return decoded
+
+
+def decode_own_jwt(value: str, allow_expired: bool = False) -> dict | None:
+    """Claims of a JWT this server signed (signature, issuer and, unless allowed, expiry checked)."""
+    decoded = _decode_own(value, allow_expired)
+    return decoded.claims if decoded is not None else None
+
+
+def decode_id_token_hint(value: str) -> dict | None:
+    """Claims of an ID token this server issued, expired or not (Core §3.1.2.1, RP-Initiated Logout
+    §2); None for anything else it signed: an access token (``typ`` at+jwt, RFC 9068 §2.1, whose
+    ``aud`` may be a list) or a logout token (``typ`` logout+jwt)."""
+    decoded = _decode_own(value, allow_expired=True)
+    if decoded is None or decoded.header.get("typ") != "JWT":
+        return None
+    claims = decoded.claims
+    return claims if isinstance(claims.get("aud"), str) and isinstance(claims.get("sub"), str) else None
 
 
 # The hot paths' statements, built once: building a select and its cache key on every request
@@ -653,9 +692,11 @@ def _introspection(row: Token, expires_at: datetime) -> dict:
         payload["auth_time"] = clock.to_timestamp(row.auth_time)
     if row.acr:
         payload["acr"] = row.acr
+    if row.resource_audience:
+        payload["aud"] = row.resource_audience
     if row.delegation_id:
         client = db.session.scalar(select(Client).where(Client.client_id == row.client_id))
-        payload["act"] = actor_claim(delegations.get(row.delegation_id), client)
+        payload["act"] = actor_claim(delegations.get(row.delegation_id), client, row.resource_audience)
     return payload
 
 

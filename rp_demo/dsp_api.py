@@ -2,8 +2,10 @@
 
 It verifies the provider's JWT access tokens offline (RFC 9068 §4: JWKS signature, ``typ``
 ``at+jwt``, ``iss``, ``aud`` naming this API, ``exp``) and refuses tokens meant for anyone
-else. Every read is kept in the record's access trail with the ``act`` claim (RFC 8693 §4.1),
-so the patient's "Traçabilité" tab tells the owner from an assistant acting for them.
+else. Records and their access trail are keyed by the token's ``sub``, which the provider
+chooses for this API (RFC 9068 §6): one identifier per patient, whichever app (the DSP viewer,
+MyDSP) holds the token. Every read is kept in the record's access trail with the ``act`` claim
+(RFC 8693 §4.1), so the patient's "Traçabilité" tab tells the owner from an assistant acting for them.
 
 Tokens bound to a key (``cnf.jkt``, RFC 9449 §6.1), as MyDSP's are, are accepted only under the
 ``DPoP`` scheme with a proof by that key, checked here as §7.1 and §4.3 say: signature, ``typ``,
@@ -97,8 +99,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/v1/record/accesses")
     def accesses():
+        """The record's trail; ``by_you`` marks the reads of whoever asks (the assistant acting, or
+        the owner), whom the app knows by its own ``sub``, not by this API's identifier."""
         claims = _authenticate()
-        return jsonify(accesses=[asdict(entry) for entry in _state()["trail"].for_subject(claims["sub"])])
+        caller = (claims.get("act") or {}).get("sub") or claims["sub"]
+        return jsonify(accesses=[{**asdict(entry), "by_you": (entry.actor or entry.subject) == caller}
+                                 for entry in _state()["trail"].for_subject(claims["sub"])])
 
     app.register_error_handler(InvalidToken, _invalid_token)
     app.register_error_handler(DPoPRefused, _dpop_refused)

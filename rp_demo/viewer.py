@@ -710,13 +710,7 @@ def _render_record(visit: dict[str, Any], tab: str, adding: dict[str, Any] | Non
     return render_template(
         "record.html", visit=visit, owner=owner, tab=tab, documents=owner["documents"], accesses=accesses,
         assistants=assistants, adding=adding if adding is not None else ({} if request.args.get("ajouter") else None),
-        actor_names=_actor_names(visit),
     )
-
-
-def _actor_names(visit: dict[str, Any]) -> dict[str, str]:
-    """The trail names people by ``sub``; we know our own name, the rest stay anonymous."""
-    return {visit["user"]["sub"]: visit["user"].get("name") or _("vous")}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -141,3 +141,17 @@ def test_an_existing_admins_totp_seed_is_sealed_by_the_upgrade_and_still_logs_in
         assert db.session.execute(text("SELECT totp_secret FROM admin_account")).scalar() == seed, "downgrading opens it again"
         db.session.remove()
         db.engine.dispose()
+
+
+def test_every_revision_id_fits_alembics_version_column():
+    """Alembic keeps the current revision in ``alembic_version.version_num``, a VARCHAR(32):
+    a longer id makes the upgrade fail on PostgreSQL after the migration has run."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from idp.settings import resource_path
+
+    config = Config()
+    config.set_main_option("script_location", str(resource_path("migrations")))
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    assert revisions and all(len(revision) <= 32 for revision in revisions), revisions

@@ -67,8 +67,10 @@ def _describe(document: dict) -> str:
     if document.get("client_secret"):
         lines.append(f"client secret (shown once): {document['client_secret']}")
     for key in ("token_endpoint_auth_method", "grant_types", "scope", "redirect_uris", "post_logout_redirect_uris",
-                "subject_type", "first_party"):
-        value = document[key]
+                "subject_type", "first_party", "resource_audience", "pending_approval"):
+        value = document.get(key)
+        if key in ("resource_audience", "pending_approval") and not value:
+            continue
         lines.append(f"  {key}: {' '.join(value) if isinstance(value, list) else value}")
     lines.append(f"  security_profile: {document.get('security_profile') or NO_PROFILE}")
     return "\n".join(lines)
@@ -94,6 +96,9 @@ def _metadata_options(for_update: bool) -> Callable[[Callable[..., Any]], Callab
                      help="First-party clients skip the consent page and get public subjects by default."),
         click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default=None,
                      help="Subject identifier type (OpenID Connect Core §8; default pairwise for third parties)."),
+        click.option("--resource-server", "resource_audience", default=None, metavar="AUDIENCE_URI",
+                     help="This client is the resource server of this audience URI: it may introspect tokens for it"
+                          + (" (\"\" to stop)." if for_update else ".")),
         click.option("--profile", metavar="PROFILE", default=None,
                      help="Security profile the client is held to: fapi2 (FAPI 2.0: PAR, PKCE, private_key_jwt with "
                           "--jwks-file, DPoP), or none" + ("" if for_update else " (the default)") + "."),
@@ -112,7 +117,8 @@ def _metadata_options(for_update: bool) -> Callable[[Callable[..., Any]], Callab
 @_metadata_options(for_update=False)
 def create_command(name: str, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...], public: bool,
                    scope: str, grant_types: tuple[str, ...], auth_method: str | None, jwks_file: str | None,
-                   first_party: bool, subject_type: str | None, profile: str | None, as_json: bool) -> None:
+                   first_party: bool, subject_type: str | None, resource_audience: str | None, profile: str | None,
+                   as_json: bool) -> None:
     """Register a client and print its secret, which is shown only this once."""
     method = _resolve_auth_method(public, auth_method) or "client_secret_basic"
     jwks = _read_jwks(jwks_file)
@@ -127,6 +133,7 @@ def create_command(name: str, redirect_uris: tuple[str, ...], post_logout_redire
             first_party=first_party,
             subject_type=subject_type,
             jwks=jwks,
+            resource_audience=resource_audience or None,
             security_profile=None if profile in (None, NO_PROFILE) else profile,
             actor=ACTOR,
         )
@@ -155,8 +162,8 @@ def show_command(client_id: str, as_json: bool) -> None:
 @_metadata_options(for_update=True)
 def update_command(client_id: str, name: str | None, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...],
                    public: bool, scope: str | None, grant_types: tuple[str, ...], auth_method: str | None,
-                   jwks_file: str | None, first_party: bool | None, subject_type: str | None, profile: str | None,
-                   as_json: bool) -> None:
+                   jwks_file: str | None, first_party: bool | None, subject_type: str | None, resource_audience: str | None,
+                   profile: str | None, as_json: bool) -> None:
     """Change the options given; the others keep their value."""
     client = _existing(client_id)
     given = {
@@ -169,6 +176,7 @@ def update_command(client_id: str, name: str | None, redirect_uris: tuple[str, .
         "jwks": _read_jwks(jwks_file),
         "first_party": first_party,
         "subject_type": subject_type,
+        "resource_audience": resource_audience,
     }
     changes = {key: value for key, value in given.items() if value is not None}
     if profile is not None:
@@ -178,6 +186,21 @@ def update_command(client_id: str, name: str | None, redirect_uris: tuple[str, .
     with _one_transaction():
         clients.update(client, actor=ACTOR, **changes)
     emit(clients.public_view(client), as_json, _describe)
+
+
+@clients_cli.command("approve")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def approve_command(client_id: str, as_json: bool) -> None:
+    """Approve what a self-registered client asked for that only an admin may give; it works from then on."""
+    client = _existing(client_id)
+    try:
+        approved = clients.approve(client, actor=ACTOR)
+    except clients.NothingToApprove:
+        raise click.ClickException(f"nothing to approve: {client_id} waits for no approval") from None
+    db.session.commit()
+    emit({**clients.public_view(client), "approved": approved}, as_json,
+         lambda d: f"approved for {d['client_id']}: {' '.join(d['approved'])}")
 
 
 @clients_cli.command("disable")

@@ -86,6 +86,8 @@ class ClientForm(FlaskForm):
         SelectChoice("public", _l("Public (le même pour tous les services)")),
         SelectChoice("pairwise", _l("Par secteur (pairwise)")),
     ])
+    resource_audience = StringField(_l("Serveur de ressources pour l'audience (URI ; il pourra introspecter les jetons destinés à cette audience)"),
+                                    validators=[Length(max=500)])
     security_profile = SelectField(_l("Profil de sécurité"), default="", choices=[
         SelectChoice("", _l("Aucun")),
         SelectChoice("fapi2", _l("FAPI 2.0 (requêtes poussées, DPoP, private_key_jwt)")),
@@ -103,6 +105,7 @@ class ClientForm(FlaskForm):
             "jwks": json.loads(self.jwks.data) if (self.jwks.data or "").strip() else None,
             "first_party": bool(self.first_party.data),
             "subject_type": self.subject_type.data or None,
+            "resource_audience": (self.resource_audience.data or "").strip() or None,
             "security_profile": self.security_profile.data or None,
         }
 
@@ -116,4 +119,5 @@ class ClientForm(FlaskForm):
         self.jwks.data = json.dumps(client.jwks, indent=2) if client.jwks else ""
         self.first_party.data = client.first_party
         self.subject_type.data = client.subject_type
+        self.resource_audience.data = client.resource_audience or ""
         self.security_profile.data = client.security_profile or ""

@@ -145,6 +145,7 @@ def _current_fields(client: clients.Client) -> dict:
         "jwks": client.jwks,
         "first_party": client.first_party,
         "subject_type": client.subject_type,
+        "resource_audience": client.resource_audience,
         "security_profile": client.security_profile,
     }
 
@@ -179,6 +180,18 @@ def client_disable(client_id: str):
     clients.disable(_existing_client(client_id), actor=_actor())
     db.session.commit()
     flash(_("Client désactivé : il ne peut plus obtenir de jetons."))
+    return redirect(url_for("admin.client_edit", client_id=client_id), code=303)
+
+
+@blueprint.post("/clients/<client_id>/approve")
+def client_approve(client_id: str):
+    """Approve what a self-registered client asked for that only an admin may give."""
+    try:
+        clients.approve(_existing_client(client_id), actor=_actor())
+    except clients.NothingToApprove:
+        abort(409)
+    db.session.commit()
+    flash(_("Client approuvé : il peut désormais utiliser la plateforme."))
     return redirect(url_for("admin.client_edit", client_id=client_id), code=303)
 
 

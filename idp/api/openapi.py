@@ -154,7 +154,11 @@ def document() -> dict:
                         "registration_access_token": {"type": "string"}, "registration_client_uri": {"type": "string", "format": "uri"},
                         "redirect_uris": {"type": "array", "items": {"type": "string"}},
                         "grant_types": {"type": "array", "items": {"type": "string"}},
-                        "token_endpoint_auth_method": {"type": "string"}}},
+                        "token_endpoint_auth_method": {"type": "string"},
+                        "pending_approval": {"type": "array", "items": {"type": "string"},
+                                             "description": "What only an admin may give (reserved scopes and grants, a public "
+                                                            "sub, a protected name), awaiting approval: the client cannot be "
+                                                            "used until then. Absent when nothing is awaited."}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "error_description": {"type": "string"}}},
             },

@@ -7,7 +7,9 @@ upstream's metadata certificate (a signed response alone is not enough), issuer,
 destination and recipient, NotBefore/NotOnOrAfter with python3-saml's clock drift, no DTD (entity
 expansion). Each assertion is used once: its id goes to the shared replay cache. InResponseTo is
 matched with the browser's pending request by the caller (the POST comes cross-site, without
-cookies). The URLs our checks compare with are built from ``ISSUER``, never from the Host header.
+cookies). Single logout messages (HTTP-Redirect, Bindings §3.4.4.1) must carry the upstream's
+signature, and an upstream's LogoutRequest is acted on once, while fresh. The URLs our checks
+compare with are built from ``ISSUER``, never from the Host header.
 """
 
 import time
@@ -23,6 +25,8 @@ from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser 
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from .. import clock, replay_cache
 from ..assurance import ACR_VALUES
@@ -30,6 +34,7 @@ from .keys import ensure_key_pair
 from .upstream import ResponseRejected, UpstreamIdentity, UpstreamUnavailable
 
 METADATA_TIMEOUT = 5  # seconds: a slow upstream must not hold the login page
+LOGOUT_REQUEST_MAX_AGE = 300  # seconds: an upstream's LogoutRequest is acted on this soon after it was issued, once
 _metadata_cache: dict[str, tuple[float, dict]] = {}
 
 
@@ -82,7 +87,14 @@ class SamlUpstream:
     def url(self, endpoint: str) -> str:
         return f"{current_app.config['ISSUER']}/saml/{self.name}/{endpoint}"
 
-    def _settings(self, requested_acr: str | None = None, with_idp: bool = True) -> OneLogin_Saml2_Settings:
+    def _settings(self, requested_acr: str | None = None, with_idp: bool = True, logout: bool = False) -> OneLogin_Saml2_Settings:
+        """python3-saml's settings; ``logout``: for single logout messages, which must be signed.
+
+        A LogoutRequest or LogoutResponse by HTTP-Redirect has no signed assertion inside: its
+        only integrity is the query-string signature (Bindings §3.4.4.1), and python3-saml
+        checks one only when it is present unless ``wantMessagesSigned`` is set. Login
+        responses keep relying on the signed assertion (``wantAssertionsSigned``).
+        """
         key, cert = sp_key_pair()
         document: dict[str, Any] = {
             "strict": True,
@@ -101,7 +113,7 @@ class SamlUpstream:
                 "logoutResponseSigned": True,
                 "signMetadata": True,
                 "wantAssertionsSigned": True,
-                "wantMessagesSigned": False,
+                "wantMessagesSigned": logout,
                 "wantNameId": True,
                 "wantAssertionsEncrypted": False,
                 "wantXMLValidation": True,
@@ -154,6 +166,9 @@ class SamlUpstream:
         try:
             response = OneLogin_Saml2_Response(settings, encoded)
             response.is_valid(self._request_data("acs", post=form), raise_exceptions=True)
+            # Reading the attributes checks them too (a Name given twice is refused), so it
+            # belongs with the checks: its refusal is a rejected answer, not an error of ours.
+            identity = self._identity(response)
         except Exception as error:  # noqa: BLE001 - python3-saml raises plain Exception too; each means "rejected"
             raise ResponseRejected(_reason(error)) from None
         assertion_id = response.get_assertion_id()
@@ -161,7 +176,7 @@ class SamlUpstream:
         expires_at = datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None) if expires else clock.now() + timedelta(hours=1)
         if not replay_cache.first_use(f"saml:{self.name}", assertion_id, expires_at + timedelta(seconds=Constants.ALLOWED_CLOCK_DRIFT)):
             raise ResponseRejected("replayed")
-        return self._identity(response)
+        return identity
 
     def _identity(self, response: OneLogin_Saml2_Response) -> UpstreamIdentity:
         attributes = response.get_attributes()
@@ -206,7 +221,7 @@ class SamlUpstream:
         Returns (URL to send the LogoutResponse to, NameID the upstream logged out); raises
         :class:`ResponseRejected` when the message fails its checks (signature, destination, InResponseTo).
         """
-        settings = self._settings()
+        settings = self._settings(logout=True)
         auth = OneLogin_Saml2_Auth(self._request_data("sls", get=query), settings)
         try:
             redirect_to = auth.process_slo(keep_local_session=True, request_id=request_id)
@@ -216,8 +231,22 @@ class SamlUpstream:
             raise ResponseRejected(auth.get_last_error_reason() or ",".join(auth.get_errors()))
         name_id = None
         if "SAMLRequest" in query:
-            name_id = OneLogin_Saml2_Logout_Request.get_nameid(OneLogin_Saml2_Logout_Request(settings, query["SAMLRequest"]).get_xml())
+            xml = OneLogin_Saml2_Logout_Request(settings, query["SAMLRequest"]).get_xml()
+            self._spend_logout_request(xml)
+            name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
         return redirect_to, name_id
+
+    def _spend_logout_request(self, xml: str) -> None:
+        """A LogoutRequest works once and only while fresh: a signed logout URL seen once (browser
+        history, a proxy's log) must not end the patient's later sessions (the NameID is persistent)."""
+        issued = OneLogin_Saml2_Utils.parse_SAML_to_time(OneLogin_Saml2_XML.to_etree(xml).get("IssueInstant"))
+        now = clock.timestamp()
+        if abs(now - issued) > LOGOUT_REQUEST_MAX_AGE + Constants.ALLOWED_CLOCK_DRIFT:
+            raise ResponseRejected("stale_logout_request")
+        expires_at = datetime.fromtimestamp(issued + LOGOUT_REQUEST_MAX_AGE + 2 * Constants.ALLOWED_CLOCK_DRIFT, timezone.utc)
+        if not replay_cache.first_use(f"saml-logout:{self.name}", OneLogin_Saml2_Logout_Request.get_id(xml),
+                                      expires_at.replace(tzinfo=None)):
+            raise ResponseRejected("replayed_logout_request")
 
 
 def _reason(error: Exception) -> str:

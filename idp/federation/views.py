@@ -5,15 +5,21 @@ consumer, ``/saml/<upstream>/continue`` where the browser comes back with its co
 ``/saml/<upstream>/sls`` single logout; ``/federation/<upstream>/start`` (login buttons and
 MyGuichet's deep link), ``/federation/<upstream>/link``, ``/federation/<upstream>/step-up``,
 ``/federation/logout``. Each rejection shows a page, is audited, and leaves password login usable.
+
+Login CSRF: the checked answer waits for the browser that posted it, under a token the consumer
+hands to that browser in a cookie (never in the URL), so a continuation link is worth nothing in
+another browser. An unsolicited answer (IdP-initiated, as MyGuichet's "DSP" entry) that would
+replace the session of another person in this browser is acted on only after the patient
+confirms the change of account.
 """
 
 import dataclasses
 
-from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from .. import account as accounts, audit, clock, federated_identity, sso_session
+from .. import account as accounts, audit, clock, delegation as delegations, federated_identity, matricule, sso_session
 from ..extensions import csrf, db, limiter
 from ..page_guards import safe_next
 from . import blueprint, connectors, upstream as upstreams
@@ -23,6 +29,7 @@ from .upstream import ResponseRejected, Upstream, UpstreamIdentity, UpstreamUnav
 REQUEST_KEY = "federation_request"  # the AuthnRequest this browser is waiting an answer to
 LOGOUT_KEY = "federation_logout"
 REQUEST_TTL = 15 * 60
+ARRIVAL_COOKIE = "esante_saml_arrival"  # the token of the answer that waits for this browser
 
 
 def get_upstream(name: str) -> Upstream:
@@ -104,30 +111,89 @@ def assertion_consumer(upstream: str) -> ResponseReturnValue:
     token = federated_identity.keep_arrival(connector.name, {"identity": dataclasses.asdict(identity),
                                                              "relay_state": request.form.get("RelayState") or ""})
     db.session.commit()
-    return redirect(url_for("federation.arrive", upstream=connector.name, arrival=token), code=303)
+    return _hand_arrival_to_browser(redirect(url_for("federation.arrive", upstream=connector.name), code=303), token)
 
 
-@blueprint.get("/saml/<upstream>/continue")
+def _hand_arrival_to_browser(response, token: str):
+    """The answer's token goes to the browser that posted it, and only there (SameSite=Lax: the
+    top-level GET that follows the cross-site POST carries it back)."""
+    response.set_cookie(ARRIVAL_COOKIE, token, max_age=int(federated_identity.ARRIVAL_TTL.total_seconds()), path="/saml/",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response
+
+
+def _without_arrival_cookie(rv: ResponseReturnValue):
+    response = make_response(rv)
+    response.delete_cookie(ARRIVAL_COOKIE, path="/saml/", secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True,
+                           samesite="Lax")
+    return response
+
+
+@blueprint.route("/saml/<upstream>/continue", methods=["GET", "POST"])
 def arrive(upstream: str) -> ResponseReturnValue:
-    """The browser is back with its cookies: match the answer with its request, then act on it."""
+    """The browser that posted the answer is back with its cookies: match the answer with its
+    request, confirm a change of person when it was unsolicited, then act on it.
+
+    GET comes right after the assertion consumer; POST is the patient's answer on the page that
+    asks before replacing another person's session.
+    """
     connector = get_upstream(upstream)
-    arrival = federated_identity.take_arrival(request.args.get("arrival"))
+    arrival = federated_identity.take_arrival(request.cookies.get(ARRIVAL_COOKIE))
     if arrival is None or arrival.upstream != connector.name:
         db.session.rollback()
-        return error_page(_("Cette connexion a expiré. Veuillez recommencer."), 400, connector)
+        return _without_arrival_cookie(error_page(_("Cette connexion a expiré. Veuillez recommencer."), 400, connector))
     details = dict(arrival.details)
     identity = UpstreamIdentity(**details["identity"])
-    pending = session.pop(REQUEST_KEY, None) or {}
-    if identity.in_response_to:
-        fresh = clock.timestamp() - pending.get("at", 0) <= REQUEST_TTL
-        if pending.get("upstream") != connector.name or pending.get("id") != identity.in_response_to or not fresh:
-            return rejected(connector, "in_response_to_mismatch")
-        context = pending
+    if request.method == "POST":
+        if not ActionForm().validate_on_submit():
+            db.session.rollback()
+            abort(400)
+        context = details["context"]
+        if request.form.get("decision") != "switch":
+            current = sso_session.current()
+            audit.record(audit.Event.FEDERATED_RESPONSE_REJECTED, account_id=current.account_id if current else None,
+                         upstream=connector.name, reason="account_switch_declined")
+            db.session.commit()
+            return _without_arrival_cookie(redirect(url_for("flows.services"), code=303))
     else:
-        relay_state = details.get("relay_state") or ""
-        context = {"purpose": "login", "next": safe_next(relay_state) if relay_state.startswith("/") else None}
+        pending = session.pop(REQUEST_KEY, None) or {}
+        if identity.in_response_to:
+            fresh = clock.timestamp() - pending.get("at", 0) <= REQUEST_TTL
+            if pending.get("upstream") != connector.name or pending.get("id") != identity.in_response_to or not fresh:
+                return _without_arrival_cookie(rejected(connector, "in_response_to_mismatch"))
+            context = pending
+        else:
+            relay_state = details.get("relay_state") or ""
+            context = {"purpose": "login", "next": safe_next(relay_state) if relay_state.startswith("/") else None}
+            if (question := _ask_before_switching(connector, identity, details, context)) is not None:
+                return question
     db.session.commit()
-    return upstreams.arrival_for(connector)(connector, identity, context)
+    return _without_arrival_cookie(upstreams.arrival_for(connector)(connector, identity, context))
+
+
+def _account_named_by(identity: UpstreamIdentity) -> accounts.Account | None:
+    """The account this upstream identity would be logged in to: its linked account, else the
+    registry's account of its national identifier (MyGuichet's activation and first login)."""
+    linked = federated_identity.find(identity.upstream, identity.subject)
+    if linked is not None:
+        return accounts.get(linked.account_id)
+    national_id = identity.national_id or ""
+    return accounts.find_by_matricule(national_id) if matricule.is_valid(national_id) else None
+
+
+def _ask_before_switching(connector: Upstream, identity: UpstreamIdentity, details: dict, context: dict) -> ResponseReturnValue | None:
+    """An unsolicited answer for another person than the one logged in here: the page that asks
+    (anyone can make a browser post an answer to the consumer; only the patient may say yes)."""
+    current = sso_session.current()
+    named = _account_named_by(identity) if current is not None else None
+    if named is None or named.id == current.account_id:
+        return None
+    logged_in = accounts.get(current.account_id)
+    token = federated_identity.keep_arrival(connector.name, {**details, "context": context})
+    db.session.commit()
+    page = render_template("federation/switch_account.html", upstream=connector, form=ActionForm(),
+                           logged_in=delegations.masked_name(logged_in), arriving=delegations.masked_name(named))
+    return _hand_arrival_to_browser(make_response(page), token)
 
 
 @blueprint.app_context_processor

@@ -85,6 +85,8 @@ def authorize():
     record = delegation.owner if delegation else end_user  # whose record the tokens are for
 
     scope = grant.request.scope
+    # Every claim this authorization would release, by scope or asked alone (Core §5.5): consent covers each.
+    released = claims.released_anywhere(client, scope, claims.parse_claims_request(params.get("claims")))
     decision = request.form.get("decision") if request.method == "POST" else None
     if decision is not None:
         try:
@@ -93,14 +95,14 @@ def authorize():
             abort(400)
         if decision != "allow":
             return _error_response(AccessDeniedError(redirect_uri=redirect_uri), params, response_mode)
-        consent.grant(record.id, client.client_id, scope)
+        consent.grant(record.id, client.client_id, scope, released)
         if delegation:
             audit.record(audit.Event.DELEGATED_CONSENT_GRANTED, account_id=record.id, client_id=client.client_id,
                          actor=f"account:{end_user.id}", assistant_id=end_user.id, delegation_id=delegation.id, scope=scope)
-    elif not client.first_party and ("consent" in prompts or not consent.covers(record.id, client.client_id, scope)):
+    elif not client.first_party and ("consent" in prompts or not consent.covers(record.id, client.client_id, scope, released)):
         if "none" in prompts:
             return _error_response(ConsentRequiredError(redirect_uri=redirect_uri), params, response_mode)
-        return _consent_page(client, scope, params, entry)
+        return _consent_page(client, scope, released, entry)
 
     grant.request.user = EndUser(
         record, tokens.AuthContext(auth_time=sso.auth_time, acr=sso.acr, amr=list(sso.amr or []), sso_session_id=sso.id), delegation
@@ -124,7 +126,7 @@ def _reauthentication_needed(params: dict, entry: dict, prompts: set, sso, clien
     if "max_age" in params and sso.auth_time + timedelta(seconds=int(params["max_age"])) < clock.now():
         return True
     if hint := params.get("id_token_hint"):
-        hinted = tokens.decode_own_jwt(hint, allow_expired=True)
+        hinted = tokens.decode_id_token_hint(hint)
         if hinted is None or hinted.get("sub") != subject.subject_for(end_user, client):
             return True
     return False
@@ -193,11 +195,12 @@ def _send_to_activation(params: dict, pushed: dict | None):
     return redirect(url_for("flows.activation_start"), code=303)
 
 
-def _consent_page(client, scope: str, params: dict, entry: dict):
-    """Lists what the client would receive: its scopes and the single claims it may have, nothing it may not."""
-    claims_request = claims.parse_claims_request(params.get("claims"))
-    requested = [name for target in ("id_token", "userinfo") for name in claims.requested_releasable(client, scope, claims_request, target)]
-    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=list(dict.fromkeys(requested)), params=entry)
+def _consent_page(client, scope: str, released: list[str], entry: dict):
+    """Lists what the client would receive: its scopes, and the claims asked for alone that no
+    listed scope already names (nothing the client may not have)."""
+    by_scope = claims.claims_of_scopes(scope)
+    alone = [name for name in released if name not in by_scope]
+    return render_template("oauth/consent.html", client=client, scopes=scope_to_list(scope), claims=alone, params=entry)
 
 
 def _remember_locale(ui_locales: str) -> None:

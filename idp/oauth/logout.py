@@ -16,11 +16,11 @@ from .routes import blueprint
 def logout():
     params = request.values
     hint = params.get("id_token_hint")
-    hinted = tokens.decode_own_jwt(hint, allow_expired=True) if hint else None
-    if hint and hinted is None:
+    hinted = tokens.decode_id_token_hint(hint) if hint else None
+    if hint and hinted is None:  # not one of our ID tokens: an access token, a logout token, anything else
         return render_template("oauth/error.html", error="invalid_request", description="id_token_hint is not valid."), 400
     client = clients.get(params.get("client_id") or (hinted or {}).get("aud"))
-    if params.get("client_id") and hinted and hinted.get("aud") not in (params["client_id"], [params["client_id"]]):
+    if params.get("client_id") and hinted and hinted["aud"] != params["client_id"]:
         return render_template("oauth/error.html", error="invalid_request", description="client_id does not match id_token_hint."), 400
     return_to = params.get("post_logout_redirect_uri")
     if return_to and (client is None or return_to not in client.post_logout_redirect_uris):

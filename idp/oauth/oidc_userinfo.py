@@ -5,6 +5,7 @@ from flask import jsonify
 
 from .. import claims
 from ..extensions import csrf, require_oauth
+from ..subject import subject_for
 from .rfc6750_bearer import current_access
 from .routes import blueprint
 
@@ -15,7 +16,10 @@ from .routes import blueprint
 def userinfo():
     access = current_access()
     row = access.token
-    document = {"sub": row.subject, **claims.release(access.account, access.client, row.scope, access.claims_request, "userinfo")}
+    # The client's own sub (Core §5.3.2: as in its ID token), not the access token's, which names
+    # the patient for a resource server (RFC 9068 §6).
+    document = {"sub": subject_for(access.account, access.client),
+                **claims.release(access.account, access.client, row.scope, access.claims_request, "userinfo")}
     response = jsonify(document)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

@@ -8,7 +8,10 @@ first party, pairwise subjects unless they ask otherwise. Each gets a registrati
 to read, replace or delete its own registration. Validation is the client registry's
 (:mod:`idp.client`); this module only translates between JSON and the registry. A client asks
 for the FAPI 2.0 Security Profile with ``"security_profile": "fapi2"`` (this server's metadata
-name, :mod:`idp.oauth.fapi2_profile`); the answer shows what the profile implies.
+name, :mod:`idp.oauth.fapi2_profile`); the answer shows what the profile implies. What only an
+admin may give (reserved scopes and grants, a public ``sub``, a protected name) holds the client
+until ``idp clients approve``; the answer lists it under ``pending_approval`` (RFC 7591 §3.2.1
+lets the server decide what it provisions).
 ``FEATURES["dynamic_registration"]`` turns it on or off.
 """
 
@@ -18,7 +21,7 @@ from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint, InvalidClientMeta
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint
 from flask import Blueprint, current_app, request as flask_request
 
-from .. import client as clients, clock, token as tokens
+from .. import client as clients, clock, outbound_address, token as tokens
 from ..extensions import authorization, csrf, db
 
 blueprint = Blueprint("oauth_registration", __name__)
@@ -116,7 +119,7 @@ def requested_metadata(body: dict) -> dict:
         metadata["contacts"] = contacts
     if (profile := _string(body, "security_profile")) is not None:
         metadata["security_profile"] = profile
-    metadata.update(_backchannel_logout(body))
+    metadata.update(_backchannel_logout(body, metadata["redirect_uris"]))
     for flag in BOOLEAN_FLAGS:
         if (value := body.get(flag)) is not None:
             if not isinstance(value, bool):
@@ -125,13 +128,14 @@ def requested_metadata(body: dict) -> dict:
     return metadata
 
 
-def _backchannel_logout(body: dict) -> dict:
-    """Back-Channel Logout §2.2. Logout tokens always carry ``sid``, so any session_required is met."""
+def _backchannel_logout(body: dict, redirect_uris: list[str]) -> dict:
+    """Back-Channel Logout §2.2. Logout tokens always carry ``sid``, so any session_required is met.
+    The provider will POST to the URI: :mod:`idp.outbound_address` decides where it may (SSRF)."""
     found = {}
     if (uri := _string(body, "backchannel_logout_uri")) is not None:
         try:
-            clients.validate_redirect_uri(uri, native=False)
-        except clients.InvalidClientMetadata as error:
+            outbound_address.check(uri, redirect_uris)
+        except outbound_address.AddressNotAllowed as error:
             raise clients.InvalidClientMetadata(f"backchannel_logout_uri: {error.description}") from None
         found["backchannel_logout_uri"] = uri
     if (required := body.get("backchannel_logout_session_required")) is not None:
@@ -171,13 +175,17 @@ def _registry_arguments(metadata: dict) -> dict:
 
 
 def _client_information(client: clients.Client) -> dict:
-    """RFC 7591 §3.2.1: the registered metadata and what the server provisioned."""
-    return {
+    """RFC 7591 §3.2.1: the registered metadata and what the server provisioned; while an admin's
+    approval is awaited, what it is awaited for (the client cannot be used meanwhile)."""
+    information = {
         **client.client_metadata,
         "client_id": client.client_id,
         "client_id_issued_at": clock.to_timestamp(client.created_at),
         "client_secret_expires_at": 0,
     }
+    if client.is_held:
+        information["pending_approval"] = list(client.pending_approval)
+    return information
 
 
 def _registration_management(client: clients.Client, registration_access_token: str, client_secret: str | None) -> dict:
@@ -209,7 +217,7 @@ class ClientRegistration(ClientRegistrationEndpoint):
     def save_client(self, client_info, client_metadata, request):
         try:
             client, request.client_secret = clients.create(**_registry_arguments(client_metadata), first_party=False,
-                                                           actor="registration")
+                                                           actor="registration", self_registered=True)
         except clients.InvalidClientMetadata as error:
             raise _client_metadata_error(error) from error
         return client
@@ -263,7 +271,7 @@ class ClientConfiguration(ClientConfigurationEndpoint):
         """RFC 7592 §2.2: the request replaces the registration; omitted fields take their defaults."""
         actor = f"client:{client.client_id}"
         try:
-            clients.update(client, actor=actor, **_registry_arguments(client_metadata))
+            clients.update(client, actor=actor, self_registered=True, **_registry_arguments(client_metadata))
             if client.token_endpoint_auth_method in SECRET_AUTH_METHODS and client.client_secret_hash is None:
                 request.client_secret = clients.rotate_secret(client, actor=actor)
         except clients.InvalidClientMetadata as error:

@@ -1,7 +1,10 @@
 """OAuth 2.0 Token Introspection, RFC 7662 (https://www.rfc-editor.org/rfc/rfc7662), endpoint /introspect.
 
-For resource servers, which authenticate as confidential clients. ``FEATURES["introspection"]``
-turns it on or off (the endpoint and its metadata).
+For resource servers, which authenticate as confidential clients. Only the client an admin
+registered as the resource server of a token's audience learns about that token (§4: the server
+decides which protected resources may introspect which tokens); to any other, live or not, the
+token is ``{"active": false}`` (§2.2). ``FEATURES["introspection"]`` turns it on or off (the
+endpoint and its metadata).
 """
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -23,10 +26,10 @@ class TokenIntrospection(IntrospectionEndpoint):
         return tokens.introspect(token_string, token_type_hint)
 
     def check_permission(self, token, client, request):
-        return True
+        return token.get("active") is True and client.resource_audience is not None and token.get("aud") == client.resource_audience
 
     def create_introspection_payload(self, token):
-        return token
+        return token if token is not None else {"active": False}
 
 
 @blueprint.post("/introspect")

@@ -1,7 +1,7 @@
 """Authorization codes: bound to a DPoP key, and a redirect_uri only when the request had one.
 
 Revision ID: 0008_protocol_features
-Revises: 0007_patient_experience
+Revises: 0006_security_round_two
 Create Date: 2026-12-07 01:30:00
 
 ``authorization_code.dpop_jkt`` holds the JWK thumbprint a code is bound to (RFC 9449 §10 and
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0008_protocol_features"
-down_revision = "0007_patient_experience"
+down_revision = "0006_security_round_two"
 branch_labels = None
 depends_on = None
 

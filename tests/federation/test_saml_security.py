@@ -295,3 +295,14 @@ def test_the_assertion_consumer_is_rate_limited(client, federation):
     for _ in range(2):
         assert client.post("/saml/myguichet/acs", data={}).status_code == 400
     assert client.post("/saml/myguichet/acs", data={}).status_code == 429
+
+
+def test_a_signed_response_with_a_duplicated_attribute_is_refused_cleanly(client, federation):
+    """python3-saml refuses an Attribute name given twice when it reads the attributes; that is a
+    rejected answer (400 page, audited), not an error of ours."""
+    def duplicate_an_attribute(document):
+        statement = document.find(f"{{{SAML}}}Assertion/{{{SAML}}}AttributeStatement")
+        statement.append(copy.deepcopy(statement.find(f"{{{SAML}}}Attribute")))
+
+    form = resigned(federation, valid_answer(client, federation), duplicate_an_attribute)
+    assert_refused(post_to_acs(client, "myguichet", form), "duplicated")

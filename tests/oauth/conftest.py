@@ -40,6 +40,17 @@ def second_third_party_client(app):
     return register(name="Laboratoire", redirect_uris=[LAB_CALLBACK], scope="openid profile email")
 
 
+RESOURCE_AUDIENCE = "https://api.dsp.example.lu"
+
+
+@pytest.fixture
+def resource_server(app, rp_client):
+    """The DSP API: registered as the resource server of the audience ``rp_client``'s tokens carry,
+    it may introspect them (RFC 7662 §4; nobody else may, tests/oauth/test_resource_servers.py)."""
+    clients.update(rp_client, extra_metadata={**rp_client.extra_metadata, "access_token_audiences": [RESOURCE_AUDIENCE]})
+    return register(name="DSP API", grant_types=["client_credentials"], scope="openid", resource_audience=RESOURCE_AUDIENCE)
+
+
 @pytest.fixture
 def public_client(app):
     """A native app (MyDSP): no secret, loopback redirect, PKCE."""

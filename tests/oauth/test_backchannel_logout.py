@@ -12,9 +12,10 @@ from idp import audit, backchannel_logout, clock
 from idp.extensions import db
 from tests.conftest import PatientFactory, csrf_token
 from tests.flows.local_servers import closed_port
-from tests.oauth.conftest import DSP_CALLBACK, OidcDriver, register
+from tests.oauth.conftest import OidcDriver, register
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOOPBACK_CALLBACK = "http://127.0.0.1:5001/callback"
 
 
 class LogoutReceiver:
@@ -55,7 +56,8 @@ def receiver():
 
 
 def backchannel_client(uri: str, **extra):
-    return register(name="DSP", redirect_uris=[DSP_CALLBACK], post_logout_redirect_uris=["https://dsp.example.lu/"],
+    """A relying party on loopback (as in development), so that it may receive on the loopback receiver."""
+    return register(name="DSP", redirect_uris=[LOOPBACK_CALLBACK], post_logout_redirect_uris=["http://127.0.0.1:5001/"],
                     first_party=True, extra_metadata={"backchannel_logout_uri": uri, **extra})
 
 
@@ -145,14 +147,15 @@ def test_registration_accepts_and_checks_the_back_channel_metadata(client, app):
 
         token = clients.issue_initial_access_token(clock.now() + timedelta(hours=1), note="test")
         db.session.commit()
-    body = {"redirect_uris": ["https://rp.example.lu/cb"], "client_name": "RP", "backchannel_logout_uri": "https://rp.example.lu/bc#frag"}
+    # A public address written as such: no name to resolve (the addresses' rules have their own tests).
+    body = {"redirect_uris": ["https://rp.example.lu/cb"], "client_name": "RP", "backchannel_logout_uri": "https://93.184.216.34/bc#frag"}
     refused = client.post("/register", json=body, headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_client_metadata"
-    body.update(backchannel_logout_uri="https://rp.example.lu/bc", backchannel_logout_session_required=True)
+    body.update(backchannel_logout_uri="https://93.184.216.34/bc", backchannel_logout_session_required=True)
     created = client.post("/register", json=body, headers={"Authorization": f"Bearer {token}"})
     assert created.status_code == 201, created.get_data(as_text=True)
     answer = created.get_json()
-    assert answer["backchannel_logout_uri"] == "https://rp.example.lu/bc" and answer["backchannel_logout_session_required"] is True
+    assert answer["backchannel_logout_uri"] == "https://93.184.216.34/bc" and answer["backchannel_logout_session_required"] is True
 
 
 def test_discovery_announces_back_channel_logout(client):

@@ -10,7 +10,7 @@ from idp.extensions import db
 from tests.conftest import csrf_token
 
 
-def test_a_day_of_logins_and_tokens_leaves_no_secret_in_audit_or_logs(oidc, patients, rp_client, client, caplog):
+def test_a_day_of_logins_and_tokens_leaves_no_secret_in_audit_or_logs(oidc, patients, rp_client, resource_server, client, caplog):
     caplog.set_level(logging.DEBUG)
     patient = patients.create()
     secrets_seen = {patient.password, patient.matricule}
@@ -27,7 +27,7 @@ def test_a_day_of_logins_and_tokens_leaves_no_secret_in_audit_or_logs(oidc, pati
     secrets_seen.add(patients.last_code(patient.account.mobile))
     refreshed = oidc.refresh(rp_client, tokens["refresh_token"]).get_json()
     oidc.userinfo(refreshed["access_token"])
-    oidc.introspect(rp_client, refreshed["access_token"])
+    assert oidc.introspect(resource_server, refreshed["access_token"]).get_json()["active"] is True
     client.post("/revoke", data={"token": refreshed["refresh_token"]}, auth=(rp_client.client_id, rp_client.plain_secret))
     secrets_seen |= {tokens["access_token"], tokens["refresh_token"], tokens["id_token"], refreshed["access_token"],
                      refreshed["refresh_token"], rp_client.plain_secret}

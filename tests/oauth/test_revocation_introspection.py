@@ -16,30 +16,24 @@ def _offline_tokens(oidc, patients, rp):
     return oidc.tokens(rp, patients.create(), scope="openid profile offline_access")
 
 
-@pytest.fixture
-def resource_server(app):
-    """The DSP API: a confidential client that introspects tokens issued to others."""
-    return register(name="DSP API", grant_types=["client_credentials"], scope="openid")
-
-
 # --- revocation ------------------------------------------------------------------------------
 
 
-def test_revoking_a_refresh_token_revokes_its_family(oidc, patients, rp_client, client):
+def test_revoking_a_refresh_token_revokes_its_family(oidc, patients, rp_client, resource_server, client):
     tokens = _offline_tokens(oidc, patients, rp_client)
     newest = oidc.refresh(rp_client, tokens["refresh_token"]).get_json()
     response = _revoke(client, rp_client, newest["refresh_token"], token_type_hint="refresh_token")
     assert response.status_code == 200
     assert oidc.refresh(rp_client, newest["refresh_token"]).get_json()["error"] == "invalid_grant"
     assert oidc.userinfo(newest["access_token"]).status_code == 401
-    assert oidc.introspect(rp_client, newest["access_token"]).get_json() == {"active": False}
+    assert oidc.introspect(resource_server, newest["access_token"]).get_json() == {"active": False}
 
 
-def test_revoking_an_access_token_makes_it_inactive(oidc, patients, rp_client, client):
+def test_revoking_an_access_token_makes_it_inactive(oidc, patients, rp_client, resource_server, client):
     token = _offline_tokens(oidc, patients, rp_client)["access_token"]
-    assert oidc.introspect(rp_client, token).get_json()["active"] is True
+    assert oidc.introspect(resource_server, token).get_json()["active"] is True
     assert _revoke(client, rp_client, token, token_type_hint="access_token").status_code == 200
-    assert oidc.introspect(rp_client, token).get_json() == {"active": False}
+    assert oidc.introspect(resource_server, token).get_json() == {"active": False}
 
 
 def test_revocation_works_without_a_token_type_hint(oidc, patients, rp_client, client):

@@ -43,6 +43,14 @@ def register(client, token: str, metadata: dict):
     return client.post("/register", json=metadata, headers=bearer(token))
 
 
+def approved(body: dict) -> dict:
+    """An admin approves what the registration asked for that only an admin may give
+    (``client_credentials`` for the machine client; tests/oauth/test_registration_approval.py)."""
+    clients.approve(clients.get_any(body["client_id"]), actor="test")
+    db.session.commit()
+    return body
+
+
 def client_count() -> int:
     return db.session.scalar(select(func.count()).select_from(clients.Client))
 
@@ -195,7 +203,7 @@ def test_a_registration_that_departs_from_the_fapi2_profile_is_refused(client, i
 
 
 def test_registered_machine_client_gets_tokens_with_client_credentials(client, initial_token):
-    body = register(client, initial_token, MACHINE_CLIENT).get_json()
+    body = approved(register(client, initial_token, MACHINE_CLIENT).get_json())
     assert body["response_types"] == []
     token = client.post("/token", data={
         "grant_type": "client_credentials", "client_id": body["client_id"], "client_secret": body["client_secret"],
@@ -283,11 +291,11 @@ def test_update_to_secret_authentication_issues_a_secret(client, initial_token):
                           json={**MACHINE_CLIENT, "client_id": registered["client_id"]})
     assert response.status_code == 200, response.get_data(as_text=True)
     secret = response.get_json()["client_secret"]
-    assert clients.get(registered["client_id"]).check_client_secret(secret)
+    assert clients.get_any(registered["client_id"]).check_client_secret(secret)
 
 
 def test_delete_makes_the_client_unusable(client, initial_token):
-    registered = register(client, initial_token, MACHINE_CLIENT).get_json()
+    registered = approved(register(client, initial_token, MACHINE_CLIENT).get_json())
     url, headers = f"/register/{registered['client_id']}", bearer(registered["registration_access_token"])
     response = client.delete(url, headers=headers)
     assert response.status_code == 204

@@ -4,9 +4,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from idp import client as clients
 from idp.oauth import rfc9449_dpop as dpop
 from tests.conftest import pkce_pair, query_of
-from tests.oauth.conftest import DSP_CALLBACK, NATIVE_CALLBACK, IssuedCode, register
+from tests.oauth.conftest import DSP_CALLBACK, NATIVE_CALLBACK, RESOURCE_AUDIENCE, IssuedCode, register
 from tests.oauth.test_rfc9449_dpop_proofs import Holder
 
 ISSUER = "http://127.0.0.1:5000"
@@ -111,9 +112,11 @@ def test_the_server_nonce_dance(oidc, patients, native_app, holder):
     assert second.status_code == 200 and second.headers["DPoP-Nonce"]
 
 
-def test_introspection_reports_the_binding(oidc, patients, native_app, rp_client, holder):
+def test_introspection_reports_the_binding(oidc, patients, native_app, holder):
+    clients.update(native_app, extra_metadata={**native_app.extra_metadata, "access_token_audiences": [RESOURCE_AUDIENCE]})
+    api = register(name="DSP API", grant_types=["client_credentials"], scope="openid", resource_audience=RESOURCE_AUDIENCE)
     token = bound_tokens(oidc, patients, native_app, holder)["access_token"]
-    answer = oidc.introspect(rp_client, token).get_json()
+    answer = oidc.introspect(api, token).get_json()
     assert answer["active"] is True and answer["token_type"] == "DPoP" and answer["cnf"] == {"jkt": holder.key.thumbprint()}
 
 

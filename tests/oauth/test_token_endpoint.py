@@ -13,7 +13,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from idp import clock, client as clients
 from idp.extensions import db
 from tests.conftest import authorization_url, pkce_pair, query_of
-from tests.oauth.conftest import DSP_CALLBACK, register
+from tests.oauth.conftest import DSP_CALLBACK, RESOURCE_AUDIENCE, register
 
 TOKEN_ENDPOINT = "http://127.0.0.1:5000/token"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -167,10 +167,12 @@ def test_client_credentials_gets_an_access_token_without_id_token_or_refresh_tok
 def test_client_credentials_without_a_granted_scope_has_no_scope_member(oidc, machine_client):
     """RFC 6749 §3.3: a scope is one or more scope-tokens, so ``"scope": ""`` is no scope at all;
     nothing granted means no ``scope`` member in the response, the JWT or introspection."""
+    clients.update(machine_client, extra_metadata={"access_token_audiences": [RESOURCE_AUDIENCE]})
+    api = register(name="DSP API", grant_types=["client_credentials"], scope="openid", resource_audience=RESOURCE_AUDIENCE)
     body = oidc.token_request(machine_client, {"grant_type": "client_credentials"}).get_json()
     assert "scope" not in body, body
     assert "scope" not in oidc.verify(body["access_token"]).claims
-    introspected = oidc.introspect(machine_client, body["access_token"]).get_json()
+    introspected = oidc.introspect(api, body["access_token"]).get_json()
     assert introspected["active"] is True and "scope" not in introspected
 
 
@@ -210,14 +212,14 @@ def test_authorization_code_works_only_once(oidc, patients, rp_client):
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
 
 
-def test_authorization_code_reuse_revokes_the_tokens_it_gave(oidc, patients, rp_client):
+def test_authorization_code_reuse_revokes_the_tokens_it_gave(oidc, patients, rp_client, resource_server):
     issued = oidc.code(rp_client, patients.create(), scope="openid profile offline_access")
     tokens = oidc.exchange(rp_client, issued).get_json()
     refreshed = oidc.refresh(rp_client, tokens["refresh_token"]).get_json()
     oidc.exchange(rp_client, issued)
     assert oidc.userinfo(tokens["access_token"]).status_code == 401
     assert oidc.userinfo(refreshed["access_token"]).status_code == 401
-    assert oidc.introspect(rp_client, refreshed["access_token"]).get_json() == {"active": False}
+    assert oidc.introspect(resource_server, refreshed["access_token"]).get_json() == {"active": False}
     assert oidc.refresh(rp_client, refreshed["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
@@ -306,7 +308,7 @@ def test_rotated_refresh_token_no_longer_works(oidc, patients, rp_client):
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
 
 
-def test_reuse_of_a_rotated_refresh_token_revokes_the_whole_family(oidc, patients, rp_client):
+def test_reuse_of_a_rotated_refresh_token_revokes_the_whole_family(oidc, patients, rp_client, resource_server):
     tokens = oidc.tokens(rp_client, patients.create(), scope="openid profile offline_access")
     newest = oidc.refresh(rp_client, tokens["refresh_token"]).get_json()
     assert oidc.userinfo(newest["access_token"]).status_code == 200
@@ -314,8 +316,8 @@ def test_reuse_of_a_rotated_refresh_token_revokes_the_whole_family(oidc, patient
     oidc.refresh(rp_client, tokens["refresh_token"])  # the stolen, already rotated token comes back
 
     assert oidc.userinfo(newest["access_token"]).status_code == 401
-    assert oidc.introspect(rp_client, newest["access_token"]).get_json() == {"active": False}
-    assert oidc.introspect(rp_client, newest["refresh_token"]).get_json() == {"active": False}
+    assert oidc.introspect(resource_server, newest["access_token"]).get_json() == {"active": False}
+    assert oidc.introspect(resource_server, newest["refresh_token"]).get_json() == {"active": False}
     assert oidc.refresh(rp_client, newest["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 

@@ -204,15 +204,20 @@ def _client_credentials_token(instance, rp) -> str:
     return issued.json()["access_token"]
 
 
+API_AUDIENCE = "https://api.dsp.example.lu"
+
+
 def _introspect(instance, rp, token: str) -> dict:
     return requests.post(instance.url + "/introspect", auth=rp, data={"token": token}, timeout=30).json()
 
 
 def test_key_rotated_on_one_instance_is_published_and_used_by_both(deployment):
-    rp = deployment.relying_party(grant_types=["client_credentials"])
+    # A machine client whose tokens are for the DSP API, and the DSP API, which may introspect them (RFC 7662 §4).
+    rp_client = deployment.relying_party(grant_types=["client_credentials"], extra_metadata={"access_token_audiences": [API_AUDIENCE]})
+    rp = deployment.relying_party(grant_types=["client_credentials"], resource_audience=API_AUDIENCE)
     before = _published_kids(deployment.first)
     assert _published_kids(deployment.second) == before
-    old_token = _client_credentials_token(deployment.second, rp)
+    old_token = _client_credentials_token(deployment.second, rp_client)
     assert _introspect(deployment.first, rp, old_token)["active"] is True  # each instance has read the keys
 
     rotated = json.loads(run_idp(deployment.environment, "keys", "rotate", "--json"))
@@ -230,7 +235,7 @@ def test_key_rotated_on_one_instance_is_published_and_used_by_both(deployment):
     # the other verifies what it signs at once, whatever keys it had read before.
     deadline = time.monotonic() + 30
     while True:
-        token = _client_credentials_token(deployment.first, rp)
+        token = _client_credentials_token(deployment.first, rp_client)
         kid = jwt.decode(token, KeySet.import_key_set(requests.get(deployment.second.url + "/jwks.json", timeout=30).json()),
                          algorithms=["RS256"]).header["kid"]
         if kid in new_kids or time.monotonic() > deadline:

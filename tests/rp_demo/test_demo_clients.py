@@ -49,3 +49,14 @@ def test_a_registration_from_an_earlier_seed_is_brought_up_to_date(app):
     assert "assisted_patients" in mydsp.scope and TOKEN_EXCHANGE in mydsp.grant_types
     assert mydsp.extra_metadata == {"note": "kept", "access_token_audiences": ["http://127.0.0.1:5002"],
                                     "dpop_bound_access_tokens": True}
+
+
+def test_the_dsp_api_is_registered_as_the_resource_server_of_its_audience(app):
+    """How the provider knows a resource server: an admin registers a client for its audience
+    (here the demo seed does); it may introspect the tokens for it, and nobody else may."""
+    first = demo.seed()
+    (server,) = first["resource_servers"]
+    assert server["client_id"] == "dsp-api" and server["resource_audience"] == "http://127.0.0.1:5002" and server["client_secret"]
+    assert clients.resource_server_for("http://127.0.0.1:5002").client_id == "dsp-api"
+    again = demo.seed()
+    assert "client_secret" not in again["resource_servers"][0] and not again["resource_servers"][0]["created"]

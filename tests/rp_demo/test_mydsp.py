@@ -67,10 +67,12 @@ def test_parent_logs_in_and_opens_the_childs_record(page, provider, dsp_api, dem
     assert [(record["name"], record["own"]) for record in records] == [("Marc Weber", True), ("Léa Weber", False)]
     child_sub = records[1]["sub"]
     opened = app.open_record(child_sub)
-    assert opened["subject"] == child_sub
-    assert opened["acting"] == {"sub": claims["sub"]}
-    assert opened["documents"] == documents_for(child_sub)
-    assert app.open_record(claims["sub"])["acting"] is None
+    own = app.open_record(claims["sub"])
+    assert own["acting"] is None
+    # The DSP API knows people by its own identifiers (RFC 9068 §6), not by the app's sub.
+    assert opened["subject"] not in (child_sub, own["subject"]) and own["subject"] != claims["sub"]
+    assert opened["acting"] == {"sub": own["subject"]}, "the assistant is the parent of the parent's own record"
+    assert opened["documents"] == documents_for(opened["subject"])
 
     # The command line reads the same token file.
     arguments = ["--issuer", provider.url, "--dsp-api", dsp_api.url, "--token-file", str(token_file)]
@@ -79,7 +81,7 @@ def test_parent_logs_in_and_opens_the_childs_record(page, provider, dsp_api, dem
     assert main([*arguments, "open", "2"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Dossier de Léa Weber (vous agissez en tant qu'assistant DSP) — mes derniers documents :\n")
-    assert documents_for(child_sub)[0]["title"] in printed
+    assert documents_for(opened["subject"])[0]["title"] in printed
 
 
 def test_an_expiring_access_token_is_renewed_with_the_refresh_token(page, provider, dsp_api, demo_clients, family, tmp_path):
@@ -190,13 +192,14 @@ def test_a_stolen_access_token_is_refused_by_userinfo_the_dsp_api_and_the_token_
         assert 'error="invalid_dpop_proof"' in with_another_key.headers["WWW-Authenticate"], url
 
     records = app.records()
+    own_record = app.open_record(records[0]["sub"])["subject"]
     exchange = {"grant_type": TOKEN_EXCHANGE, "subject_token": stolen, "subject_token_type": ACCESS_TOKEN_TYPE,
                 "requested_subject": records[1]["sub"], "client_id": "mydsp"}
     token_endpoint = app.metadata["token_endpoint"]
     refused = requests.post(token_endpoint, data=exchange, headers={"DPoP": other.proof("POST", token_endpoint)}, timeout=10)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
-    assert app.open_record(records[0]["sub"])["subject"] == records[0]["sub"], "the app itself still gets through"
-    assert app.open_record(records[1]["sub"])["acting"] == {"sub": records[0]["sub"]}
+    assert app.open_record(records[0]["sub"])["subject"] == own_record, "the app itself still gets through"
+    assert app.open_record(records[1]["sub"])["acting"] == {"sub": own_record}
 
 
 @pytest.mark.settings(FEATURES={"dpop": {"nonce_required": True}})
@@ -207,7 +210,7 @@ def test_the_app_follows_the_server_nonces_of_the_provider_and_the_dsp_api(page,
     app = MyDsp(provider.url, dsp_api.url, token_file=tmp_path / "tokens.json")
     log_in(page, app, parent)
     records = app.records()
-    assert app.open_record(records[1]["sub"])["subject"] == records[1]["sub"]
+    assert app.open_record(records[1]["sub"])["acting"] == {"sub": app.open_record(records[0]["sub"])["subject"]}
     app.state["token"]["expires_at"] = 0
     app.access_token()
     assert set(app.dpop_nonces) == {provider.url, dsp_api.url}
