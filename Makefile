@@ -61,7 +61,7 @@ test: venv system-deps test-tools
 
 # The README's pictures come from the browser tests; a plain test run leaves docs/ alone.
 screenshots: venv system-deps test-tools
-	@IDP_PUBLISH_SCREENSHOTS=1 scripts/run-tests.sh tests/browser/test_patient_experience_browser.py tests/browser/test_dsp_viewer_browser.py
+	@IDP_PUBLISH_SCREENSHOTS=1 scripts/run-tests.sh tests/browser/test_patient_experience_browser.py tests/browser/test_dsp_viewer_browser.py tests/browser/test_passkeys_browser.py
 
 # The same fuzz tests `make test` runs bounded (tests marked fuzz), far longer (tests/security/fuzzing.py).
 fuzz: venv system-deps

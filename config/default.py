@@ -121,6 +121,31 @@ RATE_LIMIT_DELEGATION_LOOKUP = "10 per minute"
 # at most this many seconds old; older tokens get RFC 9470's insufficient_user_authentication.
 DELEGATION_REAUTHENTICATION_MAX_AGE = 300
 
+# Passkeys (WebAuthn Level 3, idp/passkey.py). PASSKEY_RP_ID (text): the relying party id, the
+# issuer's host when None; it may name a parent domain of that host (``esante.lu`` for
+# ``login.esante.lu``), so passkeys keep working if the login moves to a sibling host. Only the
+# issuer's origin may answer a ceremony, plus PASSKEY_EXTRA_ORIGINS (exact ``scheme://host[:port]``
+# values, e.g. a second login host under the same parent domain). A challenge is single use and
+# lives PASSKEY_CHALLENGE_TTL seconds (kept in the database: every instance sees it). Adding a
+# passkey needs a login at most PASSKEY_REAUTHENTICATION_MAX_AGE seconds old; an account or admin
+# holds at most PASSKEY_MAX_PER_OWNER passkeys. RATE_LIMIT_PASSKEY: per address, on the ceremonies.
+PASSKEY_RP_ID = None
+PASSKEY_RP_NAME = "eSanté"
+PASSKEY_EXTRA_ORIGINS = []
+PASSKEY_CHALLENGE_TTL = 300
+PASSKEY_REAUTHENTICATION_MAX_AGE = 300
+PASSKEY_MAX_PER_OWNER = 10
+RATE_LIMIT_PASSKEY = "30 per minute"
+# Admins: ADMIN_REQUIRE_PASSKEY refuses password + TOTP to admins who have a passkey, and sends
+# those who have none to register one before any other admin page. ADMIN_PASSKEY_AAGUIDS, when
+# not empty, lets admins register only authenticators of these models (AAGUIDs, e.g.
+# "cb69481e-8ff7-4039-93ec-0a2729a154a8"), proven by a verified attestation statement whose
+# certificate chain ends at one of ADMIN_PASSKEY_ATTESTATION_ROOTS (PEM certificates, text; the
+# vendors' roots from the FIDO Metadata Service). Patients' passkeys ask no attestation ("none").
+ADMIN_REQUIRE_PASSKEY = False
+ADMIN_PASSKEY_AAGUIDS = []
+ADMIN_PASSKEY_ATTESTATION_ROOTS = None
+
 # Admin sessions (server-side, idp/admin_session.py), in seconds: unused, and in any case.
 ADMIN_SESSION_IDLE_TIMEOUT = 15 * 60
 ADMIN_SESSION_ABSOLUTE_TIMEOUT = 8 * 3600

@@ -111,6 +111,11 @@ class Event(str, enum.Enum):
     NATIONAL_ID_CONSENT_GIVEN = "national_id_consent:given"
     NATIONAL_ID_CONSENT_REVOKED = "national_id_consent:revoked"
     SIGNING_KEY_REWRAPPED = "signing_key:rewrapped"
+    PASSKEY_REGISTERED = "passkey:registered"
+    PASSKEY_RENAMED = "passkey:renamed"
+    PASSKEY_REMOVED = "passkey:removed"
+    PASSKEY_LOGIN_FAILED = "passkey:login_failed"
+    PASSKEY_COUNTER_REGRESSION = "passkey:counter_regression"
 
 
 class AuditEvent(db.Model):

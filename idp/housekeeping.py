@@ -18,7 +18,7 @@ import click
 from flask.cli import AppGroup
 
 from . import (activation, admin_session, audit, backchannel_logout, clock, credential, federated_identity, known_device,
-               one_time_code, pushed_request, replay_cache, sso_session, token, usage_budget)
+               one_time_code, passkey, pushed_request, replay_cache, sso_session, token, usage_budget)
 from .cli_output import emit
 from .extensions import db
 
@@ -31,6 +31,7 @@ PURGES = (
     replay_cache.purge_expired,
     federated_identity.purge_expired,
     one_time_code.purge_expired,
+    passkey.purge_expired,
     usage_budget.purge_expired,
     activation.purge_expired,
     token.purge_expired,

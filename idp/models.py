@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     messaging,
     national_id_consent,
     one_time_code,
+    passkey,
     pushed_request,
     replay_cache,
     signing_key,

@@ -130,6 +130,11 @@ _EVENTS: dict[audit.Event, LazyString] = {
     E.NATIONAL_ID_CONSENT_GIVEN: _l("Consentement au partage de votre identifiant national par MyGuichet.lu"),
     E.NATIONAL_ID_CONSENT_REVOKED: _l("Consentement au partage de votre identifiant national retiré"),
     E.NOTIFICATION_FAILED: _l("Un message d'information n'a pas pu vous être envoyé"),
+    E.PASSKEY_REGISTERED: _l("Clé d'accès « %(name)s » ajoutée"),
+    E.PASSKEY_RENAMED: _l("Clé d'accès renommée « %(name)s »"),
+    E.PASSKEY_REMOVED: _l("Clé d'accès « %(name)s » supprimée"),
+    E.PASSKEY_LOGIN_FAILED: _l("Connexion refusée avec une clé d'accès"),
+    E.PASSKEY_COUNTER_REGRESSION: _l("Clé d'accès suspendue : elle semble avoir été copiée"),
 }
 EVENTS: dict[str, LazyString] = {event.value: text for event, text in _EVENTS.items()}
 UPSTREAMS = {"myguichet": "MyGuichet.lu", "luxtrust": "LuxTrust"}
@@ -137,6 +142,8 @@ UPSTREAMS = {"myguichet": "MyGuichet.lu", "luxtrust": "LuxTrust"}
 
 def _how_logged_in(amr: list[str], channel: str | None) -> str | None:
     """The means of a login (RFC 8176 ``amr`` values), as the patient knows them."""
+    if "hwk" in amr and "user" in amr or "swk" in amr:
+        return _("avec une clé d'accès")
     if "pwd" in amr:
         return _("avec votre mot de passe et un code reçu par SMS") if "sms" in amr else _("avec votre mot de passe et un code reçu par e-mail")
     if "otp" in amr:
@@ -150,7 +157,7 @@ def event_sentence(name: str, details: Mapping[str, Any] | None, service: str | 
     """One trail row as a sentence in the page's language: what happened, with which service and means."""
     details = details or {}
     channel = str(CHANNELS.get(details.get("channel"), details.get("channel") or ""))
-    values = {"service": service or _("un service"), "channel": channel,
+    values = {"service": service or _("un service"), "channel": channel, "name": details.get("passkey_name") or "",
               "upstream": UPSTREAMS.get(details.get("upstream"), details.get("upstream") or "")}
     if name == E.ONE_TIME_CODE_SENT and details.get("purpose") in CODE_PURPOSES:
         return str(CODE_PURPOSES[details["purpose"]]) % values

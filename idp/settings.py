@@ -30,6 +30,7 @@ _TEXT_WITHOUT_DEFAULT = frozenset({
     "INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PAIRWISE_SALT",
     "KEY_ENCRYPTION_KEYS", "KEY_ENCRYPTION_KEYS_FILE",
     "SMTP_USERNAME", "SMTP_PASSWORD", "SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN",
+    "PASSKEY_RP_ID", "ADMIN_PASSKEY_ATTESTATION_ROOTS",
 })
 _GENERATED_SECRETS = ("SECRET_KEY", "PAIRWISE_SALT", "KEY_ENCRYPTION_KEYS")
 _CHOICES = {
@@ -89,6 +90,10 @@ def _validate(config: Mapping[str, Any]) -> None:
             raise InvalidSettings(f"{name} must be one of {', '.join(allowed)}, not {config[name]!r}")
     if config["SMS_BACKEND"] == "http" and not config.get("SMS_GATEWAY_URL"):
         raise InvalidSettings("SMS_BACKEND=http needs SMS_GATEWAY_URL")
+    if (rp_id := config.get("PASSKEY_RP_ID")) and not host_within(issuer.hostname, rp_id):
+        raise InvalidSettings("PASSKEY_RP_ID must be the issuer's host or a parent domain of it (WebAuthn Level 3 §5.1.3)")
+    if config["ADMIN_PASSKEY_AAGUIDS"] and not config.get("ADMIN_PASSKEY_ATTESTATION_ROOTS"):
+        raise InvalidSettings("ADMIN_PASSKEY_AAGUIDS needs ADMIN_PASSKEY_ATTESTATION_ROOTS: an unchained attestation proves no model")
     for name in _RETENTION_SECONDS:
         if isinstance(config[name], bool) or not isinstance(config[name], int) or config[name] < 0:
             raise InvalidSettings(f"{name} must be a whole number of seconds, 0 or more")  # less would purge live rows
@@ -112,6 +117,12 @@ def _features(defaults: dict[str, dict], given: Mapping[str, Any]) -> dict[str, 
         if not isinstance(merged[name]["enabled"], bool):
             raise InvalidSettings(f"FEATURES[{name!r}]['enabled'] must be true or false")
     return merged
+
+
+def host_within(host: str, rp_id: str) -> bool:
+    """``rp_id`` is ``host`` or a parent domain of it: a WebAuthn RP ID the origin may use (no IP addresses)."""
+    host, rp_id = host.lower(), rp_id.lower()
+    return (host == rp_id or host.endswith("." + rp_id)) and "." in rp_id or rp_id == host == "localhost"
 
 
 def _is_loopback(host: str) -> bool:

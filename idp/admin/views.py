@@ -10,15 +10,16 @@ shown once, in the response to the change that made them, and never again.
 
 import math
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 
 from .. import account as accounts, admin_account, admin_session, audit, client as clients, helpdesk_request, throttle
 from ..extensions import db, limiter
-from . import blueprint
+from . import blueprint, passkeys
 from .forms import AUTH_METHOD_LABELS, ActionForm, ClientForm, LoginForm, RejectRequestForm
+from .login_session import new_session, start_admin_session
 
-PUBLIC_ENDPOINTS = {"admin.login"}
+PUBLIC_ENDPOINTS = {"admin.login", *passkeys.LOGIN_ENDPOINTS}
 
 blueprint.after_request(admin_session.write_cookie)
 
@@ -33,7 +34,7 @@ def require_admin_session():
         if g.get("admin_session_expired"):
             flash(_("Votre session d'administration a expiré. Veuillez vous reconnecter."), "error")
         return redirect(url_for("admin.login"), code=303)
-    return None
+    return passkeys.enrolment_redirect()
 
 
 @blueprint.after_request
@@ -48,12 +49,6 @@ def page_globals() -> dict:
     return {"auth_method_labels": AUTH_METHOD_LABELS, "action_form": ActionForm()}
 
 
-def _new_session() -> None:
-    """Start over: nothing from the previous session carries over, not even its CSRF secret."""
-    session.clear()
-    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)  # Flask-WTF's token cached for this request
-
-
 def _actor() -> str:
     return f"admin:{g.admin.username}"
 
@@ -63,14 +58,14 @@ def _actor() -> str:
 def login():
     form = LoginForm()
     if not form.validate_on_submit():
-        return render_template("admin/login.html", form=form), 400 if request.method == "POST" else 200
+        return _login_page(form, 400 if request.method == "POST" else 200)
     try:
         throttle.check("RATE_LIMIT_ADMIN_LOGIN_PER_ACCOUNT", "admin", form.username.data)
     except throttle.Throttled as throttled:
         minutes = math.ceil(throttled.retry_after / 60)
         form.totp_code.errors.append(ngettext("Trop de tentatives pour cet identifiant. Réessayez dans %(num)d minute.",
                                               "Trop de tentatives pour cet identifiant. Réessayez dans %(num)d minutes.", minutes))
-        response = current_app.make_response((render_template("admin/login.html", form=form), 429))
+        response = current_app.make_response(_login_page(form, 429))
         response.headers["Retry-After"] = str(throttled.retry_after)
         return response
     try:
@@ -78,11 +73,18 @@ def login():
     except admin_account.AdminLoginFailed:
         db.session.commit()
         form.totp_code.errors.append(_("Identifiant, mot de passe ou code incorrect."))
-        return render_template("admin/login.html", form=form), 400
-    _new_session()
-    admin_session.start(admin)
-    db.session.commit()
-    return redirect(url_for("admin.clients"), code=303)
+        return _login_page(form, 400)
+    if passkeys.passkey_required_for(admin):
+        db.session.rollback()  # the right password and code open nothing: this admin logs in with a passkey
+        audit.record(audit.Event.ADMIN_LOGIN_FAILED, actor=admin.username, reason="passkey_required")
+        db.session.commit()
+        form.totp_code.errors.append(_("Ce compte d'administration se connecte avec une clé d'accès."))
+        return _login_page(form, 400)
+    return start_admin_session(admin)
+
+
+def _login_page(form: LoginForm, status: int):
+    return render_template("admin/login.html", form=form, passkey_form=passkeys.PasskeyLoginForm(formdata=None)), status
 
 
 @blueprint.post("/logout")
@@ -91,7 +93,7 @@ def logout():
     admin_session.end(admin_session.current())
     audit.record(audit.Event.ADMIN_LOGOUT, actor=_actor())
     db.session.commit()
-    _new_session()
+    new_session()
     flash(_("Vous êtes déconnecté."))
     return redirect(url_for("admin.login"), code=303)
 

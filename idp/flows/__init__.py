@@ -4,4 +4,4 @@ from flask import Blueprint
 
 blueprint = Blueprint("flows", __name__)
 
-from . import account, activation, login, services  # noqa: E402,F401  (routes and error pages)
+from . import account, activation, login, passkeys, services  # noqa: E402,F401  (routes and error pages)

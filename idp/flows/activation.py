@@ -11,13 +11,14 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l, ngettext
 
 from .. import activation, activation_letter, cgu_acceptance, clock, credential, helpdesk_request
-from .. import federated_identity, messaging, one_time_code, sso_session
+from .. import federated_identity, messaging, one_time_code, passkey, sso_session
 from ..extensions import db, limiter
 from ..assurance import ACR_SUBSTANTIAL
 from . import blueprint
 from .activation_forms import (ActivationCodeForm, BackForm, CguForm, ChannelCodeForm, ChannelDestinationForm, HelpdeskRequestForm,
                     NextStepForm, PasswordForm, ResendForm)
 from ..page_guards import safe_next
+from .forms import PasskeyNameForm
 from .login import code_accepted, code_refused_message, mask_destination
 
 SESSION_KEY = "activation"
@@ -239,7 +240,8 @@ def activation_other_means():
     form = NextStepForm()
     if not form.validate_on_submit():
         return _render("other_means.html", wizard, 400 if request.method == "POST" else 200, form=form, back=BackForm(),
-                       luxtrust_linked=bool(federated_identity.of_account(wizard.account_id, "luxtrust")))
+                       luxtrust_linked=bool(federated_identity.of_account(wizard.account_id, "luxtrust")),
+                       passkey_form=PasskeyNameForm(formdata=None), passkeys=passkey.passkeys_of(passkey.Owner(account_id=wizard.account_id)))
     try:
         account = activation.complete(wizard)
     except activation_letter.AccountAlreadyActive:

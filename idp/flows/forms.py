@@ -5,7 +5,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from .. import matricule as matricule_rules
+from .. import matricule as matricule_rules, passkey
+
+PASSKEY_ANSWER_MAX_LENGTH = 16_000  # an authenticator's answer is a few kilobytes, attestation certificates included
 
 
 def valid_matricule(form, field) -> None:
@@ -33,3 +35,22 @@ class CodeForm(FlaskForm):
 
 class ResendForm(FlaskForm):
     pass
+
+
+class PasskeyLoginForm(FlaskForm):
+    """The authenticator's answer, posted by the login page's script."""
+
+    credential = HiddenField("credential", validators=[DataRequired(), Length(max=PASSKEY_ANSWER_MAX_LENGTH)])
+    next = HiddenField("next")
+    remember = BooleanField(_l("Se souvenir de cet appareil"))
+
+
+class PasskeyNameForm(FlaskForm):
+    name = StringField(_l("Nom de la clé d'accès"), validators=[DataRequired(_l("Donnez un nom à cette clé d'accès.")),
+                                                               Length(max=passkey.NAME_MAX_LENGTH)],
+                       description=_l("Par exemple « iPhone de Rita » : pour la reconnaître dans la liste."))
+
+
+class PasskeyRegisterForm(PasskeyNameForm):
+    credential = HiddenField("credential", validators=[DataRequired(_l("Votre navigateur n'a pas créé de clé d'accès.")),
+                                                       Length(max=PASSKEY_ANSWER_MAX_LENGTH)])

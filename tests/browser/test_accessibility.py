@@ -141,7 +141,8 @@ def test_account_pages_after_login(a11y_page, live_server, patients, rp_client):
 
     for name, path in [("account", "/account"), ("account-contact", "/account/contact"),
                        ("account-consents", "/account/consents"), ("account-sessions", "/account/sessions"),
-                       ("account-trail", "/account/trail"), ("account-password", "/account/password")]:
+                       ("account-trail", "/account/trail"), ("account-password", "/account/password"),
+                       ("account-passkeys", "/account/passkeys"), ("account-passkey-new", "/account/passkeys/new")]:
         page.goto(live_server.url_for(path))
         expect(page).to_have_url(live_server.url_for(path))
         check(page, name, failures)

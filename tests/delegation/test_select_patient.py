@@ -112,3 +112,28 @@ def test_the_choice_works_for_a_pushed_authorization_request(oidc, viewer, child
     answer = query_of(choose(oidc, page, found.id).headers["Location"])
     body = oidc.exchange(viewer, IssuedCode(answer["code"], verifier, viewer.redirect_uris[0], answer)).get_json()
     assert oidc.verify(body["id_token"]).claims["act"] == {"sub": parent.account.subject}
+
+
+def test_an_assistant_logged_in_with_their_own_passkey_opens_the_childs_record(oidc, viewer, child, parent):
+    """Issue 17: parents acting as Assistant DSP use their own passkey; delegation is unchanged."""
+    from idp import sso_session
+    from tests.support import passkey_driver
+    from tests.support.soft_authenticator import SoftAuthenticator
+
+    found = assist(child, parent)
+    oidc.patients.login(parent)
+    authenticator = SoftAuthenticator(rp_id="127.0.0.1", origin="http://127.0.0.1:5000")
+    assert passkey_driver.register(oidc.client, authenticator).status_code == 303
+    sso_session.end_all(parent.account.id)
+    db.session.commit()
+    oidc.client.delete_cookie("esante_sso")
+    assert passkey_driver.log_in(oidc.client, authenticator).status_code == 303
+
+    request = authorization_request(viewer, scope=SELECT_SCOPE, prompt="select_account")
+    page = oidc.authorize(request.url)
+    issued = request.issued(choose(oidc, page, found.id))
+    body = oidc.exchange(viewer, issued).get_json()
+    claims = oidc.verify(body["id_token"]).claims
+
+    assert claims["sub"] == child.account.subject and claims["act"] == {"sub": parent.account.subject}
+    assert claims["amr"] == ["hwk", "user", "mfa"], "the assistant's own passkey login"
