@@ -63,11 +63,31 @@ class IdpGroup(FlaskGroup):
             return load_group(name)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context):
+        """A database without our tables (or behind the code) gets one line saying what to run,
+        and an unreachable one the driver's reason, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            from sqlalchemy.exc import DBAPIError
+
+            if not isinstance(error, DBAPIError):
+                raise
+            raise click.ClickException(database_problem(error)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMAND_GROUPS[name][1] if name in COMMAND_GROUPS else self.commands[name].get_short_help_str())
                 for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def database_problem(error: Exception) -> str:
+    """One line for an operator: the driver's first line, and what to do about a missing table or column."""
+    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    if any(sign in reason for sign in ("no such table", "no such column", "does not exist")):
+        return f"the database is not at this version's schema ({reason}): run `idp db upgrade` first"
+    return f"database error: {reason}"
 
 
 def _create_app() -> Flask:

@@ -75,6 +75,37 @@ def test_db_upgrade_creates_the_tables(script_environment, tmp_path):
     assert {"alembic_version", "account", "client", "audit_event", "signing_key"} <= tables
 
 
+def test_a_command_on_a_database_without_tables_says_to_upgrade(script_environment):
+    result = run_script(script_environment, "outbox", "list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no such table" in result.stderr and "run `idp db upgrade` first" in result.stderr, result.stderr
+
+
+def test_a_command_on_an_empty_postgresql_schema_says_to_upgrade(script_environment, postgres_url):
+    """The suite's PostgreSQL seen through a schema of its own with no tables (libpq's ``options``)."""
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA IF EXISTS cli_empty CASCADE; CREATE SCHEMA cli_empty")
+    engine.dispose()
+    script_environment["IDP_DATABASE_URL"] = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3Dcli_empty"
+    result = run_script(script_environment, "outbox", "list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert 'relation "' in result.stderr and "run `idp db upgrade` first" in result.stderr, result.stderr
+
+
+def test_an_unreachable_database_gets_the_drivers_reason_in_one_line(script_environment):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    script_environment["IDP_DATABASE_URL"] = f"postgresql+psycopg://idp@127.0.0.1:{closed_port}/idp"
+    result = run_script(script_environment, "outbox", "list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: database error: ") and "refused" in result.stderr, result.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
