@@ -291,9 +291,9 @@ class Introspection(Scenario):
         return {"token": self.data["tokens"][index % len(self.data["tokens"])]["access_token"]}
 
     async def run(self, connection: Connection, state: dict) -> int:
-        rp = self.data["rp"]
+        api = self.data["machine"]  # the resource server the viewer's tokens are for
         body = urlencode({"token": state["token"]}).encode()
-        answer = _expect(await connection.request("POST", "/introspect", {**FORM, **_basic(rp["client_id"], rp["secret"])}, body), 200).json()
+        answer = _expect(await connection.request("POST", "/introspect", {**FORM, **_basic(api["client_id"], api["secret"])}, body), 200).json()
         if answer.get("active") is not True:
             raise ScenarioError("token not active")
         return 1

@@ -45,6 +45,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PATIENTS = 200
 PASSWORD = "Bench-Sante-2026"
 REDIRECT_URI = "https://dsp.example.lu/callback"
+DSP_API_AUDIENCE = "https://api.dsp.example.lu/"
 
 # (scenario, connections at peak, what one operation is, target per core used)
 SCENARIOS = [
@@ -154,9 +155,12 @@ def seed(environment: dict[str, str], patients: int) -> dict:
             db.session.flush()
             credential.set_password_hash(account, password_hash)
             seeded.append({"matricule": value, "password": PASSWORD, "mobile": account.mobile})
+        # As deployed: the viewer's access tokens are for the DSP API, which alone may introspect them (RFC 7662 §4).
         viewer, viewer_secret = clients.create(name="DSP viewer (bench)", redirect_uris=[REDIRECT_URI], first_party=True,
-                                               scope="openid profile offline_access")
-        machine, machine_secret = clients.create(name="DSP API (bench)", grant_types=["client_credentials"], scope="openid")
+                                               scope="openid profile offline_access",
+                                               extra_metadata={"access_token_audiences": [DSP_API_AUDIENCE]})
+        machine, machine_secret = clients.create(name="DSP API (bench)", grant_types=["client_credentials"], scope="openid",
+                                                 resource_audience=DSP_API_AUDIENCE)
         db.session.commit()
         data = {"patients": seeded, "rp": {"client_id": viewer.client_id, "secret": viewer_secret, "redirect_uri": REDIRECT_URI},
                 "machine": {"client_id": machine.client_id, "secret": machine_secret}}
