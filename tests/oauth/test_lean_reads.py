@@ -140,7 +140,7 @@ def test_a_patient_with_an_assistant_still_gets_may_act_on_refresh(oidc, patient
     assert set(first) == {"sub"}  # RFC 8693 §4.4: one party, named by its sub
 
 
-def test_a_refresh_for_a_disabled_patient_is_refused_and_the_token_stays_used(oidc, patients, rp_client):
+def test_a_refresh_for_a_disabled_patient_is_refused(oidc, patients, rp_client):
     patient = patients.create()
     tokens = oidc.tokens(rp_client, patient, scope="openid profile offline_access")
     db.session.get(accounts.Account, patient.account.id).status = accounts.AccountStatus.DISABLED.value
