@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, bindparam, func, select
+from sqlalchemy import Boolean, ColumnElement, Date, DateTime, Integer, Row, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, matricule as matricule_rules
@@ -102,7 +102,7 @@ class AccountRow(_AccountReading):
     updated_at: datetime
 
 
-def account_row_columns(prefix: str, of_id=None) -> list:
+def account_row_columns(prefix: str, of_id: ColumnElement[int] | None = None) -> list[ColumnElement]:
     """The columns of :class:`AccountRow`, labelled ``prefix + name``, for a statement that reads
     them: the account's own columns (the statement joins ``account``), or with ``of_id`` one
     scalar subquery each for the account of that id (SQLite's ``RETURNING`` may not name a
@@ -113,7 +113,7 @@ def account_row_columns(prefix: str, of_id=None) -> list:
             for name in AccountRow.__dataclass_fields__]
 
 
-def account_row(row, prefix: str) -> AccountRow:
+def account_row(row: Row, prefix: str) -> AccountRow:
     """The :class:`AccountRow` in a result row read with :func:`account_row_columns`."""
     return AccountRow(*(row._mapping[prefix + name] for name in AccountRow.__dataclass_fields__))
 

@@ -248,7 +248,7 @@ _NOT_REVOKED_BY_OWNER = (  # built once: read for every token a patient gets (``
 )
 
 
-def may_have_assistants(owner_id) -> ColumnElement[bool]:
+def may_have_assistants(owner_id: ColumnElement[int]) -> ColumnElement[bool]:
     """True when the account ``owner_id`` (a column) has a delegation not revoked: a statement
     that reads a patient asks it alongside, and :func:`may_act` is read only when it is true
     (whether the delegation is still in force, by its end date, :func:`for_owner` decides)."""

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, Row, String, Text, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, DateTime, Integer, Row, String, Text, Update, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, client as clients, clock, delegation as delegations, signing_key
@@ -499,7 +499,7 @@ def _access_token_jti(value: str) -> str | None:
     return claims.get("jti") if claims else None
 
 
-def _in_force(row) -> bool:
+def _in_force(row: Row | Token) -> bool:
     """Unrevoked, unexpired, and for an assistant's token its delegation still in force."""
     live = row.revoked_at is None and row.access_expires_at > clock.now()
     return live and (row.delegation_id is None or delegations.in_force(row.delegation_id))
@@ -538,7 +538,7 @@ _CLAIMED_COLUMNS = [getattr(Token, name) for name in ClaimedRefreshToken.__datac
                     if name not in ("account", "may_have_assistants")]
 
 
-def _with_patient(change) -> dict[str, PreparedStatement]:
+def _with_patient(change: Update) -> dict[str, PreparedStatement]:
     """``change`` (an UPDATE of one refresh token) returning the token's columns, its patient's
     (:class:`AccountRow`) and whether they may have assistants, in the same statement: on
     PostgreSQL joined (``UPDATE … FROM account``), elsewhere as scalar subqueries (SQLite's
