@@ -3,7 +3,7 @@
 import time
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector as AuthlibResourceProtector
-from flask import request as http_request
+from flask import Flask, request as http_request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -33,10 +33,32 @@ def upsert_for(model) -> Insert:
 
 babel = Babel()
 csrf = CSRFProtect()
+class RouteLimiter(Limiter):
+    """Flask-Limiter, passing only through the routes that declare a limit.
+
+    Flask-Limiter adds three hooks to every request: a ``before_request`` pass for the app-wide
+    limits (``RATELIMIT_DEFAULT``, ``RATELIMIT_APPLICATION``, ``RATELIMIT_META``), an
+    ``after_request`` one for its ``X-RateLimit-*`` headers and ``deduct_when`` deductions, and a
+    teardown that clears a context kept on the request anyway. The IdP uses none of these (its
+    limits are per route, ``@limiter.limit``; the headers are off, see :func:`retry_after`), yet
+    the passes resolved an empty list of limits on every request, a token request's largest
+    fixed cost after the Redis round trip. Flask-Limiter adds the hooks only for a limiter the app
+    does not list yet, so this lists it first; when app-wide limits are configured the hooks stay.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        config = app.config
+        if not any(config.get(name) for name in _APP_WIDE_SETTINGS):
+            app.extensions.setdefault("limiter", set()).add(self)
+        super().init_app(app)
+
+
+# What the app-wide hooks serve (this limiter is built without default, application or meta limits).
+_APP_WIDE_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META", "RATELIMIT_HEADERS_ENABLED")
 # Redis down: fall back to in-memory limits (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), not
 # ``swallow_errors``, which would let every request through unlimited. Per-instance counting is
 # weaker than shared counting but still bounds guessing, and logins keep working.
-limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
+limiter = RouteLimiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
 
 
 class DeferredMigrations:
