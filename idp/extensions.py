@@ -37,6 +37,13 @@ def upsert_for(model) -> Insert:
 
 babel = Babel()
 csrf = CSRFProtect()
+
+# While the limits' storage (Redis) is down, how often /token and /par try it again.
+STORAGE_RETRY_SECONDS = 30
+# What Flask-Limiter's app-wide hooks serve (this limiter is built without default, application or meta limits).
+_APP_WIDE_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META", "RATELIMIT_HEADERS_ENABLED")
+
+
 class RouteLimiter(Limiter):
     """Flask-Limiter, passing only through the routes that declare a limit.
 
@@ -111,9 +118,6 @@ def _parsed(limit_string: str) -> tuple[RateLimitItem, ...]:
     return tuple(sorted(parse_many(limit_string)))
 
 
-STORAGE_RETRY_SECONDS = 30
-# What the app-wide hooks serve (this limiter is built without default, application or meta limits).
-_APP_WIDE_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META", "RATELIMIT_HEADERS_ENABLED")
 # Redis down: fall back to in-memory limits (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``), not
 # ``swallow_errors``, which would let every request through unlimited. Per-instance counting is
 # weaker than shared counting but still bounds guessing, and logins keep working.
