@@ -31,6 +31,9 @@ reports the backup flags (BE, BS) the ``amr`` needs. What it leaves to the relyi
 always with ``user`` and ``mfa`` (RFC 8176 §2: the device verified its holder, possession plus a
 PIN or biometric); ``acr`` substantial in both cases, as password + one-time code: the account's
 enrolment (a letter by post) caps the level, and only LuxTrust reaches high.
+
+py_webauthn is imported by the ceremony functions when they run: it loads pyOpenSSL, a third of
+a second of CPU that every ``idp`` command and worker start would otherwise pay (issue 14 #14).
 """
 
 import base64
@@ -46,14 +49,6 @@ from flask_babel import force_locale, gettext as _
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, LargeBinary, String, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
-from webauthn import (generate_authentication_options, generate_registration_options, options_to_json, verify_authentication_response,
-                      verify_registration_response)
-from webauthn.helpers import parse_authentication_credential_json, parse_registration_credential_json
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure, InvalidRegistrationResponse
-from webauthn.helpers.structs import (AttestationConveyancePreference, AttestationFormat, AuthenticatorSelectionCriteria,
-                                      PublicKeyCredentialDescriptor, ResidentKeyRequirement,
-                                      UserVerificationRequirement)
-
 from . import account as accounts, audit, clock, messaging
 from .assurance import ACR_SUBSTANTIAL
 from .extensions import db, upsert_for
@@ -306,6 +301,10 @@ def registration_options(owner: Owner, purpose: str, *, user_name: str, display_
 
     A discoverable credential (resident key required) with user verification required; the
     owner's existing credentials are excluded so one authenticator is not registered twice."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (AttestationConveyancePreference, AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
+                                          ResidentKeyRequirement, UserVerificationRequirement)
+
     handle = user_handle(owner)
     if len(passkeys_of(owner)) >= current_app.config["PASSKEY_MAX_PER_OWNER"]:
         raise TooManyPasskeys()
@@ -331,6 +330,11 @@ def finish_registration(owner: Owner, purpose: str, ceremony: str | None, respon
 
     Raises :class:`PasskeyRefused` subclasses; the challenge is spent whatever the outcome (the
     caller commits)."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import parse_registration_credential_json
+    from webauthn.helpers.exceptions import InvalidJSONStructure, InvalidRegistrationResponse
+    from webauthn.helpers.structs import AttestationFormat
+
     challenge, handle = _claim_challenge(ceremony, purpose)
     if handle is None or handle != user_handle(owner):
         raise ChallengeNotValid()
@@ -368,6 +372,8 @@ def finish_registration(owner: Owner, purpose: str, ceremony: str | None, respon
 
 
 def _attestation_roots() -> dict:
+    from webauthn.helpers.structs import AttestationFormat
+
     pem = current_app.config["ADMIN_PASSKEY_ATTESTATION_ROOTS"] or ""
     roots = [("-----BEGIN CERTIFICATE-----" + part).encode() for part in pem.split("-----BEGIN CERTIFICATE-----")[1:]]
     return {fmt: roots for fmt in AttestationFormat if fmt != AttestationFormat.NONE}
@@ -376,6 +382,8 @@ def _attestation_roots() -> dict:
 def _check_admin_authenticator(verified) -> None:
     """An allowed model, proven: a real attestation statement (not ``none``, not self-attestation)
     chained by py_webauthn to a configured root, naming an allowed AAGUID."""
+    from webauthn.helpers.structs import AttestationFormat
+
     allowed = {value.lower() for value in current_app.config["ADMIN_PASSKEY_AAGUIDS"]}
     statement = _attestation_statement(verified.attestation_object)
     if verified.fmt == AttestationFormat.NONE or not statement.get("x5c") or verified.aaguid.lower() not in allowed:
@@ -399,6 +407,9 @@ def clean_name(name: str) -> str:
 def authentication_options(purpose: str) -> tuple[str, str]:
     """Options for ``navigator.credentials.get()`` without ``allowCredentials`` (discoverable
     credentials: the authenticator offers its passkeys for this RP, also in the autofill)."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     challenge = _new_challenge(purpose)
     options = generate_authentication_options(rp_id=rp_id(), challenge=challenge, timeout=current_app.config["PASSKEY_CHALLENGE_TTL"] * 1000,
                                               user_verification=UserVerificationRequirement.REQUIRED)
@@ -419,6 +430,10 @@ def authenticate(purpose: str, ceremony: str | None, response: str) -> Authentic
 
     The challenge is claimed first, so it is spent whatever the outcome; the caller commits
     either way (a refusal's audit event and a suspension must stay)."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import parse_authentication_credential_json
+    from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure
+
     challenge, _ = _claim_challenge(ceremony, purpose)
     try:
         parsed = parse_authentication_credential_json(response)

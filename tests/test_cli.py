@@ -41,12 +41,12 @@ def test_help_lists_every_command_group(script_environment):
 MODULES_REPORT = (
     "import sys; from idp.cli import main\n"
     "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-    "print('LOADED', ' '.join(sorted(name for name in sys.modules if name.split('.')[0] in {'idp', 'fpdf', 'alembic', 'flask_migrate'})))"
+    "print('LOADED', ' '.join(sorted(name for name in sys.modules if name.split('.')[0] in {'idp', 'fpdf', 'alembic', 'flask_migrate', 'webauthn', 'OpenSSL'})))"
 )
 
 
 def modules_loaded_by(environment: dict[str, str], *arguments: str) -> set[str]:
-    """The modules of ours, fpdf's and Alembic's that one ``idp`` command line imports."""
+    """The modules of ours, and of the slow-to-import libraries, that one ``idp`` command line imports."""
     result = subprocess.run([sys.executable, "-c", MODULES_REPORT, *arguments], env=environment, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
@@ -59,11 +59,12 @@ def test_help_builds_no_app_and_imports_no_command_group(script_environment):
     assert loaded <= {"idp", "idp.cli"}, sorted(loaded)
 
 
-def test_a_command_imports_neither_alembic_nor_fpdf_unless_it_needs_them(script_environment):
+def test_a_command_imports_neither_alembic_nor_fpdf_nor_webauthn_unless_it_needs_them(script_environment):
+    """py_webauthn loads pyOpenSSL (about a third of a second): only a passkey ceremony needs it."""
     assert run_script(script_environment, "db", "upgrade").returncode == 0
     loaded = modules_loaded_by(script_environment, "outbox", "list")
-    assert "idp.messaging" in loaded
-    assert not {name for name in loaded if name.split(".")[0] in {"fpdf", "alembic", "flask_migrate"}}, sorted(loaded)
+    assert {"idp.messaging", "idp.passkey"} <= loaded
+    assert not {name for name in loaded if name.split(".")[0] in {"fpdf", "alembic", "flask_migrate", "webauthn", "OpenSSL"}}, sorted(loaded)
 
 
 def test_db_upgrade_creates_the_tables(script_environment, tmp_path):

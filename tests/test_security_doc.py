@@ -107,3 +107,28 @@ def test_the_documentation_requirements_have_their_sections():
     text = _text()
     for topic in ("Concurrent sessions", "Context-specific words", "backoff, not a hard lock", "back-channel logout"):
         assert topic in text, topic
+
+
+# ``idp/x.py` `name``: a module followed by something it defines.
+NAMED_DEFINITION = re.compile(r"`((?:idp|config|rp_demo)/[\w/]+\.py)` `([A-Za-z_]\w*)`")
+
+
+def _names_defined_in(path: Path) -> frozenset[str]:
+    """Functions, classes, methods and assigned names anywhere in ``path``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return frozenset(names)
+
+
+def test_every_named_function_is_in_the_module_named():
+    """Issue 16 moved ``safe_next`` and ``acr_rank``; the document kept their old modules."""
+    references = NAMED_DEFINITION.findall(_text())
+    assert references
+    misplaced = [f"{path} `{name}`" for path, name in sorted(set(references))
+                 if not (ROOT / path).is_file() or name not in _names_defined_in(ROOT / path)]
+    assert misplaced == []
