@@ -3,11 +3,17 @@
 from typing import Any, Mapping
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
+
+# The endpoints only relying parties and resource servers call (RFC 6749 §3.2, OIDC Core §5.3,
+# RFC 7662, RFC 7009): no cookie, no page, no locale; see MachineEndpointsWithoutSession.
+MACHINE_PATHS = frozenset({"/token", "/userinfo", "/introspect", "/revoke"})
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: defaults, settings file, ``IDP_*`` variables, then ``config``."""
     app = Flask(__name__, instance_relative_config=True)
+    app.session_interface = MachineEndpointsWithoutSession()
     from . import settings
 
     settings.load(app, config)
@@ -60,6 +66,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+class MachineEndpointsWithoutSession(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, not opened on the machine endpoints: nothing there reads or
+    writes it, so they get Flask's null session (which refuses writes) instead of a cookie
+    parsed and a signer built on every token, userinfo, introspection and revocation request."""
+
+    def open_session(self, app: Flask, request):
+        return None if request.path in MACHINE_PATHS else super().open_session(app, request)
+
+
 def _select_locale() -> str:
     from flask import current_app, session
 
@@ -74,16 +89,26 @@ def _select_locale() -> str:
 
 def _security_headers(response):
     """Every page: no inline script, no framing, no referrer, not cached (they carry CSRF tokens
-    and personal data); HSTS whenever the provider is served over https."""
+    and personal data); HSTS whenever the provider is served over https. Headers the view set
+    itself are kept (``setdefault``), found in one pass over the response's headers."""
     from flask import current_app
 
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    if current_app.config["ISSUER"].startswith("https://"):
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    present = {name.lower() for name, _ in headers}
+    wanted = _EVERY_RESPONSE_HTTPS if current_app.config["ISSUER"].startswith("https://") else _EVERY_RESPONSE
     if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cache-Control", "no-store")
+        wanted += _PAGES
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
+
+
+_EVERY_RESPONSE = (("X-Content-Type-Options", "nosniff"),)
+_EVERY_RESPONSE_HTTPS = (*_EVERY_RESPONSE, ("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+_PAGES = (
+    ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)

@@ -49,13 +49,32 @@ def refuse_oversized_requests() -> None:
     carry ``id_token_hint`` and bearer tokens. The server only bounds the header block by its
     HTTP/1 buffer (about 400 KiB), so the bounds are kept here, whatever serves the app.
     """
-    config = current_app.config
-    if request.content_length is not None and request.content_length > config["MAX_CONTENT_LENGTH"]:
+    config, current = current_app.config, request._get_current_object()
+    if current.content_length is not None and current.content_length > config["MAX_CONTENT_LENGTH"]:
         raise RequestEntityTooLarge()
-    if len(request.path) + len(request.query_string) > config["MAX_URL_LENGTH"]:
+    if len(current.path) + len(current.query_string) > config["MAX_URL_LENGTH"]:
         raise RequestURITooLarge()
-    if sum(len(name) + len(value) + 4 for name, value in request.headers.items()) > config["MAX_HEADER_BYTES"]:
+    if _header_bytes(current.environ) > config["MAX_HEADER_BYTES"]:
         raise RequestHeaderFieldsTooLarge()
+
+
+def _header_bytes(environ: dict) -> int:
+    """The header block's size, ``name: value\r\n`` per header of ``request.headers``, counted on
+    the environ without Werkzeug spelling each name back: ``HTTP_USER_AGENT`` is ``User-Agent``
+    and five characters more, so a header counts ``len(key) - 5 + len(value) + 4``."""
+    total = 0
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _BODY_HEADERS_AS_HTTP:
+                total += len(key) - 1 + len(value)
+        elif key in _BODY_HEADERS and value:
+            total += len(key) + 4 + len(value)
+    return total
+
+
+# Werkzeug's headers: CONTENT_TYPE and CONTENT_LENGTH (when not empty), never their HTTP_ copies.
+_BODY_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_BODY_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 
 class NulCharacter(BadRequest):
@@ -64,10 +83,11 @@ class NulCharacter(BadRequest):
 
 
 def refuse_nul_characters() -> None:
-    values = [*request.args.items(multi=True), *request.form.items(multi=True)]
-    if any("\x00" in name or "\x00" in value for name, value in values):
+    current = request._get_current_object()
+    parameters = (current.args, current.form) if current.query_string else (current.form,)
+    if any("\x00" in name or "\x00" in value for values in parameters for name, value in values.items(multi=True)):
         raise NulCharacter()
-    if request.is_json and b"\\u0000" in request.get_data(cache=True):
+    if current.is_json and b"\\u0000" in current.get_data(cache=True):
         raise NulCharacter()
 
 

@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -170,29 +169,39 @@ class JsonFormatter(logging.Formatter):
                 document[key] = _safe(key, value)
         if record.exc_info:
             document["exception"] = scrub(self.formatException(record.exc_info))
-        return json.dumps(document, ensure_ascii=False, default=str)
+        return _ENCODER.encode(document)
+
+
+# ``json.dumps(document, ensure_ascii=False, default=str)``, without building an encoder per line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def request_id(offered: str | None) -> str:
-    """The load balancer's ``X-Request-ID`` when it is a sane one, else a new one."""
-    return offered if offered and _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    """The load balancer's ``X-Request-ID`` when it is a sane one, else a new one (128 random bits)."""
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
 
 
+# The request hooks read the WSGI environ and resolve Flask's context proxies once: each
+# ``request.…`` or ``g.…`` is a context lookup, and these hooks run on every request.
 def _start_request() -> None:
-    g.request_started = time.perf_counter()
-    g.request_id = request_id(request.headers.get("X-Request-ID"))
+    state = g._get_current_object()
+    state.request_started = time.perf_counter()
+    state.request_id = request_id(request.environ.get("HTTP_X_REQUEST_ID"))
 
 
 def _finish_request(response):
-    if "request_id" not in g:  # refused before _start_request ran (e.g. by another before_request)
+    state = g._get_current_object()
+    if "request_id" not in state:  # refused before _start_request ran (e.g. by another before_request)
         _start_request()
-    response.headers["X-Request-ID"] = g.request_id
-    elapsed = time.perf_counter() - g.request_started
+    response.headers["X-Request-ID"] = state.request_id
+    elapsed = time.perf_counter() - state.request_started
+    current = request._get_current_object()
+    environ, rule, path = current.environ, current.url_rule, current.path
     # The route pattern, never the raw path: bounded label values, and no identifiers in them.
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    level = logging.DEBUG if request.path in _PROBES else logging.INFO
-    _record(current_app.config["ACCESS_LOG"], level, endpoint, request.method, request.path, response.status_code, elapsed,
-            request.remote_addr, request.headers.get("User-Agent", ""))
+    endpoint = rule.rule if rule else "unmatched"
+    level = logging.DEBUG if path in _PROBES else logging.INFO
+    _record(current_app.config["ACCESS_LOG"], level, endpoint, current.method, path, response.status_code, elapsed,
+            environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT", ""))
     return response
 
 

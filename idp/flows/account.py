@@ -7,6 +7,7 @@ Every page needs a live SSO session; every change is audited by the domain funct
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from wtforms import SelectChoice
 
 from .. import account as accounts, activation, client as clients, consent, credential, messaging, one_time_code
 from .. import audit, backchannel_logout, self_service, sso_session, throttle, token as tokens
@@ -177,7 +178,7 @@ def account_password_verify():
 @login_required
 def account_channel():
     form = ChannelPreferenceForm()
-    form.channel.choices = [(c, _("Mobile") if c == "sms" else _("E-mail")) for c in g.account.channels()]
+    form.channel.choices = [SelectChoice(c, _("Mobile") if c == "sms" else _("E-mail")) for c in g.account.channels()]
     if form.validate_on_submit():
         self_service.set_preferred_channel(g.account, form.channel.data)
         db.session.commit()

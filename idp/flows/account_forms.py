@@ -2,14 +2,14 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
+from wtforms import PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from .forms import valid_matricule
 
 
 class ContactChangeForm(FlaskForm):
-    channel = RadioField(_l("Moyen à modifier"), choices=[("sms", _l("Mobile")), ("email", _l("E-mail"))],
+    channel = RadioField(_l("Moyen à modifier"), choices=[SelectChoice("sms", _l("Mobile")), SelectChoice("email", _l("E-mail"))],
                          validators=[InputRequired(_l("Veuillez choisir un moyen de réception."))])
     destination = StringField(_l("Nouveau numéro de mobile ou nouvelle adresse e-mail"),
                               validators=[DataRequired(_l("Veuillez saisir un numéro de mobile ou une adresse e-mail.")), Length(max=320)])

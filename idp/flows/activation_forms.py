@@ -4,7 +4,7 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, PasswordField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from .forms import valid_matricule
@@ -26,7 +26,7 @@ class ActivationCodeForm(FlaskForm):
     matricule = StringField(_l("Matricule"), validators=[DataRequired(_l("Veuillez saisir votre matricule.")), Length(max=32), valid_matricule])
     has_code = RadioField(
         _l("Avez-vous reçu votre code d'activation ?"),
-        choices=[("yes", _l("Oui")), ("no", _l("Non"))],
+        choices=[SelectChoice("yes", _l("Oui")), SelectChoice("no", _l("Non"))],
         default="yes",
         validators=[InputRequired(_l("Veuillez répondre à la question."))],
     )
@@ -41,7 +41,7 @@ class PasswordForm(FlaskForm):
 class ChannelDestinationForm(FlaskForm):
     channel = RadioField(
         _l("Code à usage unique à recevoir par"),
-        choices=[("sms", _l("Mobile")), ("email", _l("E-mail"))],
+        choices=[SelectChoice("sms", _l("Mobile")), SelectChoice("email", _l("E-mail"))],
         validators=[InputRequired(_l("Veuillez choisir un moyen de réception."))],
     )
     destination = StringField(_l("Numéro de mobile ou adresse e-mail"), validators=[DataRequired(_l("Veuillez saisir un numéro de mobile ou une adresse e-mail.")), Length(max=320)])

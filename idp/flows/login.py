@@ -15,7 +15,7 @@ from typing import Callable
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
-from wtforms import Field
+from wtforms import Field, SelectChoice
 
 from .. import account as accounts, audit, clock, credential, matricule as matricule_rules, messaging, one_time_code, sso_session, throttle
 from ..assurance import ACR_SUBSTANTIAL
@@ -176,7 +176,7 @@ def login_channel() -> ResponseReturnValue:
         return redirect(url_for("flows.login"), code=303)
     form = ChannelForm()
     form.channel.choices = [
-        (channel, (_("Mobile") if channel == "sms" else _("E-mail")) + " (" + mask_destination(channel, account.destination(channel)) + ")")
+        SelectChoice(channel, (_("Mobile") if channel == "sms" else _("E-mail")) + " (" + mask_destination(channel, account.destination(channel)) + ")")
         for channel in account.channels()
     ]
     if not account.channels():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants, scope_to_list
 from authlib.oauth2.rfc6749.hooks import hooked
-from flask import current_app, request as http_request
+from flask import request as http_request
 
 from .. import account as accounts, claims, client as clients, database, delegation as delegations, signing_key
 from .. import token as tokens
@@ -211,7 +211,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 @blueprint.post("/token")
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["RATE_LIMIT_TOKEN"])
+@limiter.per_address("RATE_LIMIT_TOKEN")
 def token_endpoint():
     """RFC 6749 §3.2; the answer is never cached (§5.1)."""
     if http_request.form.get("grant_type") == ClientCredentialsGrant.GRANT_TYPE:

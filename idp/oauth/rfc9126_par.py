@@ -68,7 +68,7 @@ def _bind_to_proof_key(parameters: dict) -> None:
 
 @blueprint.post("/par")
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["RATE_LIMIT_TOKEN"])
+@limiter.per_address("RATE_LIMIT_TOKEN")
 def pushed_authorization_request():
     try:
         client = authorization.authenticate_client(authorization.create_oauth2_request(request), ALL_AUTH_METHODS, endpoint="par")

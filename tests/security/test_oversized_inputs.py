@@ -113,3 +113,22 @@ def test_ordinary_requests_are_well_within_the_limits(client, patients):
     patient = patients.create()
     response = client.post("/login", data=login_form(client, matricule=patient.matricule, password=patient.password))
     assert response.status_code == 303
+
+
+@pytest.mark.parametrize("body", [None, "token=x", ""])
+def test_the_header_block_limit_counts_each_header_as_its_field_line(app, client, body):
+    """``name: value`` and CRLF per header as Werkzeug lists them (RFC 9112 §5.1), counted on the
+    environ: a block of exactly ``MAX_HEADER_BYTES`` passes, one byte more is refused (431)."""
+    from werkzeug.datastructures import EnvironHeaders
+    from werkzeug.test import EnvironBuilder
+
+    def request():
+        return EnvironBuilder(path="/revoke", method="POST", data=body, content_type="application/x-www-form-urlencoded" if body else None,
+                              headers={"X-Request-ID": "abcdefgh-1", "User-Agent": "rs/1.0", "Accept-Language": "fr-LU, de;q=0.8"},
+                              environ_overrides={"HTTP_CONTENT_TYPE": "text/plain"})
+
+    size = sum(len(name) + len(value) + 4 for name, value in EnvironHeaders(request().get_environ()).items())
+    app.config["MAX_HEADER_BYTES"] = size
+    assert client.open(request()).status_code != 431
+    app.config["MAX_HEADER_BYTES"] = size - 1
+    assert_json(client.open(request()), 431)

@@ -92,3 +92,31 @@ def test_the_per_account_throttle_holds_in_memory_while_redis_is_down(app, setti
         statuses = [attempt(index).status_code for index in range(2, 6)]
         assert statuses == [400, 400, 429, 429], "Redis gone: counted afresh in this instance's memory, no error"
         db.session.remove()
+
+
+def test_the_token_limit_holds_in_memory_while_redis_is_down_and_returns_to_redis(app, settings, tmp_path, throwaway_redis, monkeypatch):
+    """/token counts its per-address limit straight through ``limits`` (``RouteLimiter.per_address``):
+    Redis gone, the limit holds in this instance's memory without an error; Redis back, the count
+    is shared again once the storage is tried anew."""
+    from idp import client as clients, extensions
+
+    application = create_app({**settings, "REDIS_URL": throwaway_redis.url, "RATE_LIMIT_TOKEN": "3 per minute"})
+    application.instance_path = str(tmp_path)
+    application.test_client_class = RequestScopedClient
+    counts = redis.Redis.from_url(throwaway_redis.url)
+    with application.app_context():
+        client, secret = clients.create(name="DSP API (test)", grant_types=["client_credentials"], scope="openid")
+        db.session.commit()
+        http = application.test_client()
+        token = lambda: http.post("/token", data={"grant_type": "client_credentials"}, auth=(client.client_id, secret)).status_code
+        assert token() == 200
+        assert counts.keys("LIMITS*oauth.token_endpoint*"), "counted in Redis while it is up"
+        throwaway_redis.stop()
+        assert [token() for _ in range(4)] == [200, 200, 200, 429], "Redis gone: counted afresh in memory, no error"
+        throwaway_redis.start()
+        monkeypatch.setattr(extensions, "STORAGE_RETRY_SECONDS", 0)
+        assert token() == 200, "Redis back: one more in Redis's count (1 of 3), not memory's (past 3)"
+        assert not extensions.limiter._storage_dead
+        [key] = counts.keys("LIMITS*oauth.token_endpoint*")
+        assert int(counts.get(key)) == 1
+        db.session.remove()
