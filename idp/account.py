@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, bindparam, func, select
+from sqlalchemy import Boolean, ColumnElement, Date, DateTime, Integer, Row, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import audit, clock, matricule as matricule_rules
@@ -33,7 +33,19 @@ class Channel(str, enum.Enum):
     EMAIL = "email"
 
 
-class Account(db.Model):
+class _AccountReading:
+    """What reading an account derives from its columns, the same for an entity and a plain row."""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == AccountStatus.ACTIVE.value
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+
+class Account(_AccountReading, db.Model):
     __tablename__ = "account"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -54,14 +66,6 @@ class Account(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    @property
-    def is_active(self) -> bool:
-        return self.status == AccountStatus.ACTIVE.value
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.given_name} {self.family_name}"
-
     def channels(self) -> list[str]:
         """The one-time-code channels this account can receive on, preferred first."""
         known = [c.value for c in Channel if self.destination(c.value)]
@@ -76,6 +80,42 @@ class Account(db.Model):
     def age_on(self, day: date) -> int:
         born = self.birth_date
         return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+@dataclass(frozen=True)
+class AccountRow(_AccountReading):
+    """An account as the hot token paths read it (userinfo, the refresh grant): a plain row read
+    in the same statement as the token, no ORM entity (issue 15). What ``sub`` and the claims need."""
+
+    id: int
+    subject: str
+    status: str
+    matricule: str
+    family_name: str
+    given_name: str
+    birth_date: date
+    email: str | None
+    mobile: str | None
+    email_verified: bool
+    mobile_verified: bool
+    locale: str | None
+    updated_at: datetime
+
+
+def account_row_columns(prefix: str, of_id: ColumnElement[int] | None = None) -> list[ColumnElement]:
+    """The columns of :class:`AccountRow`, labelled ``prefix + name``, for a statement that reads
+    them: the account's own columns (the statement joins ``account``), or with ``of_id`` one
+    scalar subquery each for the account of that id (SQLite's ``RETURNING`` may not name a
+    joined table)."""
+    if of_id is None:
+        return [getattr(Account, name).label(prefix + name) for name in AccountRow.__dataclass_fields__]
+    return [select(getattr(Account, name)).where(Account.id == of_id).scalar_subquery().label(prefix + name)
+            for name in AccountRow.__dataclass_fields__]
+
+
+def account_row(row: Row, prefix: str) -> AccountRow:
+    """The :class:`AccountRow` in a result row read with :func:`account_row_columns`."""
+    return AccountRow(*(row._mapping[prefix + name] for name in AccountRow.__dataclass_fields__))
 
 
 def get(account_id: int) -> Account | None:

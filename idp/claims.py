@@ -11,7 +11,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import scope_to_list
 
 from . import clock, delegation as delegations
-from .account import Account
+from .account import Account, AccountRow
 from .client import Client
 
 SCOPE_CLAIMS = {
@@ -57,7 +57,7 @@ def requested_claim_names(claims_request: dict | None, target: str) -> list[str]
     return list(((claims_request or {}).get(target) or {}).keys())
 
 
-def claim_values(account: Account) -> dict[str, Any]:
+def claim_values(account: Account | AccountRow) -> dict[str, Any]:
     return {
         "name": account.display_name,
         "family_name": account.family_name,
@@ -111,7 +111,7 @@ def released_anywhere(client: Client, scope: str, claims_request: dict | None) -
     return list(dict.fromkeys(name for target in ("id_token", "userinfo") for name in released_names(client, scope, claims_request, target)))
 
 
-def release(account: Account, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
+def release(account: Account | AccountRow, client: Client, scope: str, claims_request: dict | None, target: str) -> dict[str, Any]:
     """The claims for ``target`` ("userinfo" or "id_token"), without ``sub``."""
     names = released_names(client, scope, claims_request, target)
     values = claim_values(account)

@@ -17,7 +17,7 @@ from blinker import Namespace
 from flask import current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale, gettext as _
-from sqlalchemy import Date, DateTime, ForeignKey, String, bindparam, select
+from sqlalchemy import ColumnElement, Date, DateTime, ForeignKey, String, bindparam, exists, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import account as accounts, audit, clock, matricule as matricule_rules, messaging, throttle
@@ -248,12 +248,19 @@ _NOT_REVOKED_BY_OWNER = (  # built once: read for every token a patient gets (``
 )
 
 
-def for_owner(owner: Account) -> list[Delegation]:
+def may_have_assistants(owner_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """True when the account ``owner_id`` (a column) has a delegation not revoked: a statement
+    that reads a patient asks it alongside, and :func:`may_act` is read only when it is true
+    (whether the delegation is still in force, by its end date, :func:`for_owner` decides)."""
+    return exists().where(Delegation.owner_id == owner_id, Delegation.revoked_at.is_(None))
+
+
+def for_owner(owner: Account | accounts.AccountRow) -> list[Delegation]:
     """The delegations in force on ``owner``'s record, oldest first."""
     return [d for d in db.session.scalars(_NOT_REVOKED_BY_OWNER, {"owner_id": owner.id}) if d.is_in_force()]
 
 
-def for_assistant(assistant: Account) -> list[Delegation]:
+def for_assistant(assistant: Account | accounts.AccountRow) -> list[Delegation]:
     """The delegations in force that let ``assistant`` act for someone, oldest first."""
     query = select(Delegation).where(Delegation.assistant_id == assistant.id, Delegation.revoked_at.is_(None)).order_by(Delegation.created_at)
     return [d for d in db.session.scalars(query) if d.is_in_force() and d.owner.is_active]
@@ -272,12 +279,12 @@ def find_for_subject(assistant: Account, client: Client, requested_subject: str)
     return None
 
 
-def assisted_patients(assistant: Account, client: Client) -> list[dict]:
+def assisted_patients(assistant: Account | accounts.AccountRow, client: Client) -> list[dict]:
     """The ``assisted_patients`` claim: each patient's ``sub`` as ``client`` sees it, and their name."""
     return [{"sub": subject_for(d.owner, client), "name": d.owner.display_name} for d in for_assistant(assistant)]
 
 
-def may_act(owner: Account, client: Client, resource_audience: str | None = None) -> dict | list[dict] | None:
+def may_act(owner: Account | accounts.AccountRow, client: Client, resource_audience: str | None = None) -> dict | list[dict] | None:
     """The ``may_act`` claim (RFC 8693 §4.4) of the owner's own tokens: who may act for this subject.
 
     One assistant: the RFC's object ``{"sub": ...}``. Several: a list of such objects, since

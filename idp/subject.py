@@ -12,11 +12,11 @@ import hashlib
 
 from flask import current_app
 
-from .account import Account
+from .account import Account, AccountRow
 from .client import Client
 
 
-def subject_for(account: Account, client: Client) -> str:
+def subject_for(account: Account | AccountRow, client: Client) -> str:
     """``sub`` as ``client`` sees it: public, or pairwise per sector (OpenID Connect Core §8.1)."""
     if client.subject_type == "public":
         return account.subject
@@ -25,7 +25,7 @@ def subject_for(account: Account, client: Client) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def subject_for_resource(account: Account, resource_audience: str) -> str:
+def subject_for_resource(account: Account | AccountRow, resource_audience: str) -> str:
     """``sub`` as the resource server of ``resource_audience`` sees it: pairwise per resource server
     (RFC 9068 §6), so that two resource servers cannot correlate their records of one patient."""
     salt = current_app.config["PAIRWISE_SALT"]
@@ -33,7 +33,7 @@ def subject_for_resource(account: Account, resource_audience: str) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def subject_in(account: Account, client: Client, resource_audience: str | None) -> str:
+def subject_in(account: Account | AccountRow, client: Client, resource_audience: str | None) -> str:
     """``sub`` in a token ``client`` holds: for its resource server when it has one, else the client's own."""
     return subject_for_resource(account, resource_audience) if resource_audience else subject_for(account, client)
 

@@ -16,12 +16,13 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import JSON, DateTime, Integer, String, Text, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, DateTime, Integer, Row, String, Text, Update, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import audit, clock, delegation as delegations, signing_key
+from . import audit, client as clients, clock, delegation as delegations, signing_key
 from .subject import session_id_for, subject_for, subject_in
-from .account import Account
+from .account import Account, AccountRow, account_row, account_row_columns
+from .database import PreparedStatement
 from .client import Client
 from .extensions import db
 
@@ -86,7 +87,30 @@ class AuthorizationCode(db.Model):
         return AuthContext(self.auth_time, self.acr, list(self.amr or []), self.sso_session_id)
 
 
-class Token(db.Model):
+def _refresh_expired(refresh_expires_at: datetime | None) -> bool:
+    """A refresh token past its idle lifetime (the family's end is checked where it matters)."""
+    return bool(refresh_expires_at) and refresh_expires_at <= clock.now()
+
+
+class _TokenReading:
+    """What Authlib's refresh-token grant and the token checks ask of a token's columns, the same
+    for a :class:`Token` entity and a plain row (:class:`ClaimedRefreshToken`)."""
+
+    def check_client(self, client: Client) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return _refresh_expired(self.refresh_expires_at)
+
+    @property
+    def context(self) -> AuthContext:
+        return AuthContext(self.auth_time, self.acr, list(self.amr or []), self.sso_session_id)
+
+
+class Token(_TokenReading, db.Model):
     __tablename__ = "token"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -119,26 +143,8 @@ class Token(db.Model):
     # The resource server (its audience URI) the access token is for; its ``sub`` is chosen for it.
     resource_audience: Mapped[str | None] = mapped_column(String(500))
 
-    # What Authlib's refresh-token grant asks of a token.
-    def check_client(self, client: Client) -> bool:
-        return client.client_id == self.client_id
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def is_expired(self) -> bool:
-        return bool(self.refresh_expires_at) and self.refresh_expires_at <= clock.now()
-
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
-
-    @property
-    def access_active(self) -> bool:
-        return self.revoked_at is None and self.access_expires_at > clock.now()
-
-    @property
-    def context(self) -> AuthContext:
-        return AuthContext(self.auth_time, self.acr, list(self.amr or []), self.sso_session_id)
 
 
 def digest(value: str) -> str:
@@ -226,8 +232,8 @@ def nonce_was_used(client_id: str, nonce: str) -> bool:
 # --- issuing -------------------------------------------------------------------------------
 
 
-def issue(client: Client, account: Account | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
-          family: Token | None = None, code_hash: str | None = None, include_refresh_token: bool = False,
+def issue(client: Client, account: Account | AccountRow | None, scope: str, *, grant_type: str, context: AuthContext | None = None,
+          family: "Token | ClaimedRefreshToken | None" = None, code_hash: str | None = None, include_refresh_token: bool = False,
           delegation: "delegations.Delegation | None" = None, audience: str | None = None,
           actors: dict | None = None, dpop_jkt: str | None = None) -> tuple[dict, str]:
     """Issue an access token (and a refresh token when asked) and record them; returns the token
@@ -309,7 +315,7 @@ _INSERT_TOKEN = insert(Token.__table__).inline().values({column.name: bindparam(
                                                 for column in Token.__table__.columns if column.name not in ("id", "rotated_at", "revoked_at")})
 
 
-def actor_claims(account: Account | None, client: Client, delegation: "delegations.Delegation | None",
+def actor_claims(account: Account | AccountRow | None, client: Client, delegation: "delegations.Delegation | None",
                  resource_audience: str | None = None) -> dict:
     """``act`` when an assistant acts (RFC 8693 §4.1), else ``may_act`` naming the patient's
     assistants (§4.4); nothing for a client's own token. One query: callers reuse the result.
@@ -368,7 +374,7 @@ def encode_access_token(client: Client, subject: str, scope: str, jti: str, now:
     return jwt.encode({"typ": "at+jwt", "alg": alg, "kid": kid}, claims, key)
 
 
-def encode_id_token(client: Client, account: Account, claims: dict, *, nonce: str | None, context: AuthContext,
+def encode_id_token(client: Client, account: Account | AccountRow, claims: dict, *, nonce: str | None, context: AuthContext,
                     access_token: str | None) -> str:
     """An ID token (OpenID Connect Core §2) signed with the client's chosen algorithm."""
     alg = (client.extra_metadata or {}).get("id_token_signed_response_alg", "RS256")
@@ -454,34 +460,36 @@ def find_access_token(value: str) -> Token | None:
 
 @dataclass
 class AccessTokenUse:
-    """A valid access token's record with what a protected resource needs beside it."""
+    """A valid access token's columns with what a protected resource needs beside it, as plain
+    rows read in one statement (no ORM entity: issue 15)."""
 
-    token: Token
-    account: Account | None  # None: a client's own token, or the account is gone
+    token: Row  # the columns of ``_TOKEN_USE_BY_JTI``: scope, dpop_jkt, auth_time, actor_account_id...
+    account: AccountRow | None  # None: a client's own token, or the account is gone
     client: Client | None  # None: the client was disabled or removed since
     claims_request: dict | None  # the ``claims`` parameter of the authorization (Core §5.5)
 
 
-_TOKEN_USE_BY_JTI = (
-    select(Token, Account, Client, AuthorizationCode.claims_request)
+_TOKEN_USE_BY_JTI = PreparedStatement(
+    select(Token.scope, Token.dpop_jkt, Token.client_id, Token.auth_time, Token.actor_account_id, Token.revoked_at,
+           Token.access_expires_at, Token.delegation_id, *account_row_columns("patient_"), AuthorizationCode.claims_request)
     .outerjoin(Account, Account.id == Token.account_id)
-    .outerjoin(Client, Client.client_id == Token.client_id)
     .outerjoin(AuthorizationCode, AuthorizationCode.code_hash == Token.code_hash)
     .where(Token.jti == bindparam("jti"))
 )
 
 
 def use_access_token(value: str) -> AccessTokenUse | None:
-    """:func:`find_access_token` with the account, the client and the claims request read in the
-    same query: userinfo and the JSON API answer after one round trip instead of three or four."""
+    """:func:`find_access_token` with the account and the claims request read in the same
+    statement, the client from this worker's cache (``client.get_for_protocol``): userinfo and
+    the JSON API answer after one round trip and no ORM load."""
     jti = _access_token_jti(value)
     if jti is None:
         return None
-    found = db.session.execute(_TOKEN_USE_BY_JTI, {"jti": jti}).first()
-    if found is None or not _in_force(found[0]):
+    row = _TOKEN_USE_BY_JTI.first({"jti": jti})
+    if row is None or not _in_force(row):
         return None
-    row, account, client, claims_request = found
-    return AccessTokenUse(row, account, client if client is not None and not client.disabled else None, claims_request)
+    account = account_row(row, "patient_") if row.patient_id is not None else None
+    return AccessTokenUse(row, account, clients.get_for_protocol(row.client_id), row.claims_request)
 
 
 def _access_token_jti(value: str) -> str | None:
@@ -491,8 +499,10 @@ def _access_token_jti(value: str) -> str | None:
     return claims.get("jti") if claims else None
 
 
-def _in_force(row: Token) -> bool:
-    return row.access_active and (row.delegation_id is None or delegations.in_force(row.delegation_id))
+def _in_force(row: Row | Token) -> bool:
+    """Unrevoked, unexpired, and for an assistant's token its delegation still in force."""
+    live = row.revoked_at is None and row.access_expires_at > clock.now()
+    return live and (row.delegation_id is None or delegations.in_force(row.delegation_id))
 
 
 def find_refresh_token(value: str) -> Token | None:
@@ -501,24 +511,72 @@ def find_refresh_token(value: str) -> Token | None:
     return db.session.scalar(_TOKEN_BY_REFRESH_HASH, {"refresh_token_hash": digest(value)})
 
 
-# One statement on the usual path: claim the token for this rotation and read it back.
-_CLAIM_REFRESH_TOKEN = (
+@dataclass(frozen=True)
+class ClaimedRefreshToken(_TokenReading):
+    """A refresh token taken for this request (rotated or kept), read back by the claiming
+    statement itself with its patient, and whether they have assistants (``may_act`` is read
+    only then): a plain row, no ORM entity (issue 15)."""
+
+    family_id: str
+    client_id: str
+    account_id: int
+    scope: str
+    code_hash: str | None
+    refresh_expires_at: datetime | None
+    family_expires_at: datetime | None
+    auth_time: datetime | None
+    acr: str | None
+    amr: list | None
+    sso_session_id: str | None
+    delegation_id: str | None
+    dpop_jkt: str | None
+    account: AccountRow | None  # None: the account row is gone
+    may_have_assistants: bool
+
+
+_CLAIMED_COLUMNS = [getattr(Token, name) for name in ClaimedRefreshToken.__dataclass_fields__
+                    if name not in ("account", "may_have_assistants")]
+
+
+def _with_patient(change: Update) -> dict[str, PreparedStatement]:
+    """``change`` (an UPDATE of one refresh token) returning the token's columns, its patient's
+    (:class:`AccountRow`) and whether they may have assistants, in the same statement: on
+    PostgreSQL joined (``UPDATE … FROM account``), elsewhere as scalar subqueries (SQLite's
+    ``RETURNING`` may not name a joined table, and its statements cost no round trip anyway)."""
+    assistants = delegations.may_have_assistants(Token.account_id).label("may_have_assistants")
+    return {
+        "postgresql": PreparedStatement(change.where(Account.id == Token.account_id)
+                                        .returning(*_CLAIMED_COLUMNS, *account_row_columns("patient_"), assistants)),
+        "other": PreparedStatement(change.returning(*_CLAIMED_COLUMNS, *account_row_columns("patient_", of_id=Token.account_id),
+                                                    assistants)),
+    }
+
+
+def _claimed(statements: dict[str, PreparedStatement], parameters: dict) -> ClaimedRefreshToken | None:
+    statement = statements.get(db.session.get_bind().dialect.name, statements["other"])
+    row = statement.first(parameters)
+    if row is None:
+        return None
+    values = {name: row._mapping[name] for name in ClaimedRefreshToken.__dataclass_fields__ if name != "account"}
+    return ClaimedRefreshToken(**values, account=account_row(row, "patient_") if row.patient_id is not None else None)
+
+
+# One statement on the usual path: claim the token for this rotation and read it back with its patient.
+_CLAIM_REFRESH_TOKEN = _with_patient(
     update(Token)
     .where(Token.refresh_token_hash == bindparam("presented_hash"), Token.rotated_at.is_(None), Token.revoked_at.is_(None))
     .values(rotated_at=bindparam("claimed_at"))
-    .returning(Token)
 )
 
 
-def claim_refresh_token(value: str) -> Token | None:
+def claim_refresh_token(value: str) -> ClaimedRefreshToken | None:
     """Take a refresh token for one rotation. Reuse of a rotated token revokes its family.
 
     The claim is one conditional UPDATE, so of two concurrent refreshes only one wins."""
     if not value:
         return None
     now = clock.now()
-    row = db.session.scalar(_CLAIM_REFRESH_TOKEN, {"presented_hash": digest(value), "claimed_at": now},
-                            execution_options={"synchronize_session": False, "populate_existing": True})
+    row = _claimed(_CLAIM_REFRESH_TOKEN, {"presented_hash": digest(value), "claimed_at": now})
     if row is None:
         seen = find_refresh_token(value)
         if seen is not None and seen.revoked_at is None and seen.rotated_at is not None:
@@ -532,7 +590,17 @@ def claim_refresh_token(value: str) -> Token | None:
     return row
 
 
-def reuse_refresh_token(value: str) -> Token | None:
+_KEEP_REFRESH_TOKEN = _with_patient(
+    update(Token)
+    .where(Token.refresh_token_hash == bindparam("presented_hash"), Token.rotated_at.is_(None), Token.revoked_at.is_(None),
+           Token.refresh_expires_at > bindparam("now", type_=DateTime()),
+           or_(Token.family_expires_at.is_(None), Token.family_expires_at > bindparam("now", type_=DateTime())))
+    .values(refresh_expires_at=case((Token.family_expires_at < bindparam("idle_end", type_=DateTime()), Token.family_expires_at),
+                                    else_=bindparam("idle_end", type_=DateTime())))
+)
+
+
+def reuse_refresh_token(value: str) -> ClaimedRefreshToken | None:
     """A refresh token used again as it is, for a client that does not rotate them (FAPI 2.0
     §5.3.2.1): live, unrotated and unexpired, its idle lifetime counted again from now, never
     past the family's end. One conditional UPDATE, like :func:`claim_refresh_token`."""
@@ -540,14 +608,7 @@ def reuse_refresh_token(value: str) -> Token | None:
         return None
     now = clock.now()
     idle_end = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_IDLE_TTL"])
-    return db.session.scalar(
-        update(Token)
-        .where(Token.refresh_token_hash == digest(value), Token.rotated_at.is_(None), Token.revoked_at.is_(None),
-               Token.refresh_expires_at > now, or_(Token.family_expires_at.is_(None), Token.family_expires_at > now))
-        .values(refresh_expires_at=case((Token.family_expires_at < idle_end, Token.family_expires_at), else_=idle_end))
-        .returning(Token),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    )
+    return _claimed(_KEEP_REFRESH_TOKEN, {"presented_hash": digest(value), "now": now, "idle_end": idle_end})
 
 
 # --- what the patient sees of their tokens --------------------------------------------------
@@ -663,24 +724,33 @@ def introspect(value: str, hint: str | None = None) -> dict:
     return {"active": False}
 
 
+# What an introspection response says of a token, read as a plain row (no ORM entity: issue 15).
+_INTROSPECTED = (Token.jti, Token.client_id, Token.subject, Token.scope, Token.issued_at, Token.access_expires_at,
+                 Token.refresh_expires_at, Token.rotated_at, Token.revoked_at, Token.auth_time, Token.acr, Token.resource_audience,
+                 Token.delegation_id, Token.dpop_jkt)
+_INTROSPECTED_BY_JTI = PreparedStatement(select(*_INTROSPECTED).where(Token.jti == bindparam("jti")))
+_INTROSPECTED_BY_REFRESH_HASH = PreparedStatement(select(*_INTROSPECTED).where(Token.refresh_token_hash == bindparam("refresh_token_hash")))
+
+
 def _introspect_access_token(value: str) -> dict | None:
-    row = find_access_token(value)
-    if row is None:
+    jti = _access_token_jti(value)
+    row = _INTROSPECTED_BY_JTI.first({"jti": jti}) if jti else None
+    if row is None or not _in_force(row):
         return None
     bound = {"token_type": "DPoP", "cnf": {"jkt": row.dpop_jkt}} if row.dpop_jkt else {"token_type": "Bearer"}
     return {**_introspection(row, row.access_expires_at), **bound, "jti": row.jti}
 
 
 def _introspect_refresh_token(value: str) -> dict | None:
-    row = find_refresh_token(value)
-    if row is None or row.revoked_at is not None or row.rotated_at is not None or row.is_expired():
+    row = _INTROSPECTED_BY_REFRESH_HASH.first({"refresh_token_hash": digest(value)}) if value else None
+    if row is None or row.revoked_at is not None or row.rotated_at is not None or _refresh_expired(row.refresh_expires_at):
         return None
     if row.delegation_id and not delegations.in_force(row.delegation_id):
         return None
     return _introspection(row, row.refresh_expires_at)
 
 
-def _introspection(row: Token, expires_at: datetime) -> dict:
+def _introspection(row: Row, expires_at: datetime) -> dict:
     payload = {
         "active": True,
         "iss": current_app.config["ISSUER"],

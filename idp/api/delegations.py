@@ -85,7 +85,9 @@ def _http_error(error: HTTPException):
 def _caller() -> Caller:
     """Who the token ``@require_oauth`` accepted speaks for: its record, the person acting, its client."""
     access = current_token.use
-    record, client = access.account, access.client
+    # The token's check read the account as a plain row (userinfo's hot path); the API changes
+    # delegations of the record, so it works on the account entity.
+    record, client = accounts.get(access.account.id), access.client
     actor = accounts.get(access.token.actor_account_id) if access.token.actor_account_id else record
     return Caller(record, actor, client, access.token.auth_time, current_token.scheme)
 

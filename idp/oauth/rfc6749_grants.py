@@ -26,7 +26,7 @@ from .rfc7523_client_auth import ALL_AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 class EndUser:
     """The patient a grant acts for, with how they authenticated; ``delegation`` when an assistant acts."""
 
-    account: accounts.Account
+    account: accounts.Account | accounts.AccountRow
     context: tokens.AuthContext
     delegation: delegations.Delegation | None = None
 
@@ -111,8 +111,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 def end_user_of(account_id: int, context: tokens.AuthContext, delegation_id: str | None) -> EndUser | None:
+    """The patient behind a code, if still active and, for an assistant, still assisted."""
+    return active_end_user(accounts.get(account_id), context, delegation_id)
+
+
+def active_end_user(account: accounts.Account | accounts.AccountRow | None, context: tokens.AuthContext,
+             delegation_id: str | None) -> EndUser | None:
     """The patient behind a code or refresh token, if still active and, for an assistant, still assisted."""
-    account = accounts.get(account_id)
     if account is None or not account.is_active:
         return None
     delegation = delegations.get(delegation_id)
@@ -141,8 +146,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return tokens.claim_refresh_token(refresh_token)
         return tokens.reuse_refresh_token(refresh_token)
 
-    def authenticate_user(self, refresh_token):
-        return end_user_of(refresh_token.account_id, refresh_token.context, refresh_token.delegation_id)
+    def authenticate_user(self, refresh_token: tokens.ClaimedRefreshToken):
+        """The patient was read with the token, in the statement that claimed it."""
+        return active_end_user(refresh_token.account, refresh_token.context, refresh_token.delegation_id)
 
     def revoke_old_credential(self, refresh_token):
         """Nothing to do: the old refresh token was marked rotated when it was claimed."""
@@ -155,7 +161,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The account behind this token is not active.")
         # Never more than the client is registered for today (an admin may have narrowed it).
         scope = self.request.client.get_allowed_scope(self.request.payload.scope or family.scope)
-        actors = tokens.actor_claims(end_user.account, self.request.client, end_user.delegation)
+        # ``may_act`` names the patient's assistants: read only for a patient who has some.
+        if end_user.delegation is not None or family.may_have_assistants:
+            actors = tokens.actor_claims(end_user.account, self.request.client, end_user.delegation)
+        else:
+            actors = {}
         response, _ = tokens.issue(
             self.request.client,
             end_user.account,
