@@ -333,9 +333,6 @@ def run(duration: float, scenarios: list[str], reference: bool, profile: bool, w
     except BaseException:
         print(f"bench: failed; logs kept in {folder}", file=sys.stderr)
         raise
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-        return report
     finally:
         if floor_program:
             floor_program.stop()
@@ -343,7 +340,9 @@ def run(duration: float, scenarios: list[str], reference: bool, profile: bool, w
             node.stop()
         if instance:
             instance.stop()
-        services.stop()
+        services.stop()  # before the folder goes: the services' state file is in it
+    shutil.rmtree(folder, ignore_errors=True)
+    return report
 
 
 def markdown(report: dict) -> str:
