@@ -11,6 +11,7 @@ unless it needs them, so an operator's ``idp outbox list`` answers in well under
 
 import importlib
 import os
+import re
 
 import click
 from flask import Flask
@@ -82,10 +83,15 @@ class IdpGroup(FlaskGroup):
             formatter.write_dl(rows)
 
 
+# SQLite's "no such table: x" / "no such column: x"; PostgreSQL's 'relation "x" does not exist' /
+# "column x.y does not exist" (not 'database "x" does not exist', which an upgrade would not mend).
+SCHEMA_BEHIND = re.compile(r"no such (table|column)|\b(relation|column) \S+ does not exist")
+
+
 def database_problem(error: Exception) -> str:
     """One line for an operator: the driver's first line, and what to do about a missing table or column."""
     reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    if any(sign in reason for sign in ("no such table", "no such column", "does not exist")):
+    if SCHEMA_BEHIND.search(reason):
         return f"the database is not at this version's schema ({reason}): run `idp db upgrade` first"
     return f"database error: {reason}"
 

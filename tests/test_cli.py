@@ -96,6 +96,17 @@ def test_a_command_on_an_empty_postgresql_schema_says_to_upgrade(script_environm
     assert 'relation "' in result.stderr and "run `idp db upgrade` first" in result.stderr, result.stderr
 
 
+def test_a_missing_postgresql_database_is_not_mistaken_for_a_missing_schema(script_environment, postgres_url):
+    """PostgreSQL says "database … does not exist" too: upgrading would not help there."""
+    base, _, _ = postgres_url.rpartition("/")
+    script_environment["IDP_DATABASE_URL"] = f"{base}/no_such_database"
+    result = run_script(script_environment, "outbox", "list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: database error: ") and "no_such_database" in result.stderr, result.stderr
+    assert "idp db upgrade" not in result.stderr
+
+
 def test_an_unreachable_database_gets_the_drivers_reason_in_one_line(script_environment):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
